@@ -1,0 +1,86 @@
+"""Service configuration: one pydantic-settings model, read from MEMORY_* environment variables."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class LogFormat(StrEnum):
+    json = "json"
+    text = "text"
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from its environment (prefix ``MEMORY_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="MEMORY_", env_file=".env", extra="ignore")
+
+    # --- storage -------------------------------------------------------------------------
+    data_dir: Path = Field(Path("./data"), description="Folder for the embedded SQLite file and Qdrant Edge shard.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy async URL; unset means SQLite at <data_dir>/memory.db."
+    )
+    database_pool_size: int = Field(10, ge=1, le=200)
+    redis_url: str | None = Field(None, description="Redis URL for the short-term buffer; unset means in-process.")
+    qdrant_url: str | None = Field(None, description="Qdrant server URL; unset means embedded Qdrant Edge.")
+    qdrant_api_key: SecretStr | None = None
+    qdrant_collection: str = Field("memories", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+
+    # --- short-term buffer ---------------------------------------------------------------
+    buffer_max_messages: int = Field(200, ge=1, le=100_000, description="Messages kept per session buffer.")
+    buffer_ttl_seconds: int = Field(7 * 24 * 3600, ge=0, description="Idle buffer expiry; 0 keeps buffers forever.")
+    tokenizer_encoding: str = Field("o200k_base", description="bpe-openai encoding used to count tokens.")
+
+    # --- request limits ------------------------------------------------------------------
+    max_request_bytes: int = Field(2 * 1024 * 1024, ge=1024, description="Largest accepted request body.")
+    max_content_chars: int = Field(32_000, ge=1, description="Longest message or memory content.")
+    max_batch_items: int = Field(100, ge=1, description="Most messages or memories in one batch.")
+    max_page_size: int = Field(200, ge=1, le=1000)
+
+    # --- embeddings and recall -------------------------------------------------------------
+    embedding_model: str | None = Field(
+        None, description="sentence-transformers model name or path; unset uses the packaged all-MiniLM-L6-v2."
+    )
+    embedding_batch_size: int = Field(64, ge=1, le=1024)
+    embedding_queue_size: int = Field(1024, ge=1)
+    dedup_similarity: float = Field(0.95, ge=0.0, le=1.0, description="Cosine above which a memory is a duplicate.")
+
+    # --- background work -------------------------------------------------------------------
+    run_workers: bool = Field(True, description="Run background jobs inside `serve` (off when a worker runs them).")
+    worker_poll_seconds: float = Field(0.5, gt=0)
+    worker_batch_size: int = Field(64, ge=1)
+    job_max_attempts: int = Field(10, ge=1)
+    purge_interval_seconds: float = Field(60.0, gt=0)
+
+    # --- optional LLM ------------------------------------------------------------------------
+    llm_base_url: str | None = Field(None, description="OpenAI-compatible endpoint; unset means no LLM.")
+    llm_api_key: SecretStr | None = None
+    llm_model: str = "gpt-4o-mini"
+
+    # --- observability -----------------------------------------------------------------------
+    log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
+    log_format: LogFormat = LogFormat.json
+    default_tenant: str = Field("default", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+
+    @model_validator(mode="after")
+    def _no_default_secrets(self) -> Settings:
+        for name in ("qdrant_api_key", "llm_api_key"):
+            secret = getattr(self, name)
+            if secret is not None and secret.get_secret_value() in {"changeme", "secret", "default"}:
+                raise ValueError(f"MEMORY_{name.upper()} must not be a placeholder value")
+        return self
+
+    @property
+    def sql_url(self) -> str:
+        """The database URL in force: the configured one or the embedded SQLite file."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'memory.db').as_posix()}"
+
+    @property
+    def edge_path(self) -> Path:
+        return self.data_dir / "qdrant-edge"

@@ -1,0 +1,101 @@
+"""Plain records that cross the storage ports. No behaviour, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    tenant_id: str
+    id: str
+    user_id: str
+    agent_id: str | None
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    tenant_id: str
+    session_id: str
+    id: str
+    seq: int
+    role: str
+    content: str
+    name: str | None
+    metadata: dict[str, Any]
+    created_at: datetime
+    token_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class BufferedMessage:
+    """A message as the short-term buffer holds it (a compact copy of the episodic record)."""
+
+    id: str
+    seq: int
+    role: str
+    content: str
+    name: str | None
+    created_at: datetime
+    token_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class SparseVector:
+    """A sparse vector: parallel lists of term ids and weights (BM25 term-frequency part)."""
+
+    indices: list[int]
+    values: list[float]
+
+
+@dataclass(frozen=True, slots=True)
+class VectorPoint:
+    """One memory as the vector index holds it.
+
+    ``payload`` carries the fields searches filter on: tenant_id, user_id, session_id,
+    agent_id, type, topic, event_time (epoch seconds, float), expires_at (epoch seconds or
+    None), metadata (flat dict).
+    """
+
+    id: str
+    dense: list[float]
+    sparse: SparseVector
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class VectorFilter:
+    """Conditions applied inside the vector engine. ``None`` means no condition."""
+
+    tenant_id: str
+    user_id: str | None = None
+    session_id: str | None = None
+    agent_id: str | None = None
+    types: tuple[str, ...] | None = None
+    topics: tuple[str, ...] | None = None
+    metadata: dict[str, str | int | float | bool] | None = None
+    after: float | None = None  # event_time >= after (epoch seconds)
+    before: float | None = None  # event_time < before (epoch seconds)
+    alive_at: float | None = None  # expires_at is null or > alive_at (epoch seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class VectorQuery:
+    """One search: a dense or a sparse query vector, a filter and a limit."""
+
+    filter: VectorFilter
+    limit: int
+    dense: list[float] | None = None
+    sparse: SparseVector | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VectorHit:
+    id: str
+    score: float
+    payload: dict[str, Any] = field(default_factory=dict)
