@@ -7,21 +7,84 @@ an embedded one) and to fake once.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
-from service.storage.records import BufferedMessage, SparseVector, VectorHit, VectorPoint, VectorQuery
+from service.storage.records import (
+    BufferedMessage,
+    MessageQuery,
+    MessageRecord,
+    Page,
+    SessionChanges,
+    SessionQuery,
+    SessionRecord,
+    SparseVector,
+    VectorHit,
+    VectorPoint,
+    VectorQuery,
+)
+
+
+class SessionRepo(Protocol):
+    async def insert(self, session: SessionRecord) -> bool:
+        """Store a new session; False when the id is already taken."""
+        ...
+
+    async def get(self, tenant_id: str, session_id: str) -> SessionRecord | None: ...
+
+    async def list(self, query: SessionQuery) -> Page[SessionRecord]: ...
+
+    async def update(self, tenant_id: str, session_id: str, changes: SessionChanges) -> SessionRecord | None: ...
+
+    async def delete(self, tenant_id: str, session_id: str) -> bool: ...
+
+
+class MessageRepo(Protocol):
+    async def insert_many(self, messages: Sequence[MessageRecord]) -> list[MessageRecord]:
+        """Store messages (their ``seq`` is ignored) and return them with the assigned ``seq``."""
+        ...
+
+    async def list(self, query: MessageQuery) -> Page[MessageRecord]: ...
+
+    async def recent(self, tenant_id: str, session_id: str, limit: int) -> list[MessageRecord]:
+        """The newest ``limit`` messages of a session, oldest first."""
+        ...
+
+
+class Repos(Protocol):
+    """The stores bound to one database transaction."""
+
+    @property
+    def sessions(self) -> SessionRepo: ...
+
+    @property
+    def messages(self) -> MessageRepo: ...
+
+
+class Database(Protocol):
+    """The SQL source of truth. ``transaction()`` commits on clean exit and rolls back on error."""
+
+    def transaction(self) -> AbstractAsyncContextManager[Repos]: ...
+
+    async def ping(self) -> bool: ...
+
+    async def close(self) -> None: ...
 
 
 class MessageBuffer(Protocol):
     """The short-term buffer: a capped, expiring list of recent messages per session.
 
-    It is a cache of the episodic record in SQL. ``exists`` tells a lost buffer (never
-    written, flushed, expired) from an empty one so the domain can rebuild it.
+    It is a cache of the episodic record in SQL, filled on read (cache-aside):
+    ``append`` only extends a buffer that exists, and otherwise marks the key as written so a
+    concurrent ``install`` of an older SQL snapshot is refused; ``recent`` returns None for a
+    missing buffer (never filled, flushed, expired) so the caller rebuilds it from SQL.
     """
 
     async def append(self, key: str, messages: Sequence[BufferedMessage]) -> None: ...
 
-    async def replace(self, key: str, messages: Sequence[BufferedMessage]) -> None: ...
+    async def install(self, key: str, messages: Sequence[BufferedMessage]) -> bool:
+        """Fill a missing buffer from a SQL snapshot; False if a write raced it (nothing kept)."""
+        ...
 
     async def recent(self, key: str, limit: int) -> list[BufferedMessage] | None:
         """The newest ``limit`` messages, oldest first; None when the buffer does not exist."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,3 +101,37 @@ class VectorHit:
     id: str
     score: float
     payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionChanges:
+    """A partial update of a session; ``None`` leaves a field as it is."""
+
+    user_id: str | None = None
+    agent_id: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionQuery:
+    tenant_id: str
+    limit: int
+    user_id: str | None = None
+    cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageQuery:
+    tenant_id: str
+    session_id: str
+    limit: int
+    newest_first: bool = False
+    after: datetime | None = None  # created_at >= after
+    before: datetime | None = None  # created_at < before
+    cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None

@@ -1,0 +1,37 @@
+"""Annotated dependency aliases: handlers reach services only through these."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from service.domain.messages import MessageService
+from service.domain.sessions import SessionService
+from service.lifespan import State
+
+
+def get_state(request: Request) -> State:
+    state: State = request.app.state.memory
+    return state
+
+
+StateDep = Annotated[State, Depends(get_state)]
+
+
+def get_tenant(state: StateDep) -> str:
+    """The caller's tenant (one default tenant until API keys map callers to tenants)."""
+    return state.settings.default_tenant
+
+
+def get_sessions(state: StateDep) -> SessionService:
+    return state.sessions
+
+
+def get_messages(state: StateDep) -> MessageService:
+    return state.messages
+
+
+TenantDep = Annotated[str, Depends(get_tenant)]
+SessionsDep = Annotated[SessionService, Depends(get_sessions)]
+MessagesDep = Annotated[MessageService, Depends(get_messages)]

@@ -1,0 +1,101 @@
+"""/v1/sessions/{session_id}/messages and /buffer: the episodic record and the short-term buffer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import Query, status
+
+from service.api.deps import MessagesDep, StateDep, TenantDep
+from service.api.routing import resource_router
+from service.api.v1.sessions import SessionId
+from service.domain.clock import as_utc
+from service.domain.messages import NewMessage
+from service.schemas.common import Page
+from service.schemas.messages import Buffer, BufferedMessage, Message, MessageBatch, MessageList
+from service.storage.records import MessageQuery, MessageRecord
+
+router = resource_router("messages", "/sessions/{session_id}")
+
+
+def to_schema(record: MessageRecord) -> Message:
+    return Message(
+        id=record.id,
+        session_id=record.session_id,
+        role=record.role,  # type: ignore[arg-type]
+        content=record.content,
+        name=record.name,
+        metadata=record.metadata,
+        created_at=record.created_at,
+        token_count=record.token_count,
+    )
+
+
+@router.post("/messages", status_code=status.HTTP_201_CREATED, response_model=MessageList)
+async def add_messages(
+    session_id: SessionId, body: MessageBatch, messages: MessagesDep, tenant: TenantDep
+) -> MessageList:
+    """Store a batch of messages durably and append them to the session's buffer."""
+    batch = [
+        NewMessage(role=m.role, content=m.content, name=m.name, created_at=m.created_at, metadata=m.metadata)
+        for m in body.messages
+    ]
+    stored = await messages.add(tenant, session_id, batch)
+    return MessageList(items=[to_schema(m) for m in stored])
+
+
+@router.get("/messages", response_model=Page[Message])
+async def list_messages(
+    session_id: SessionId,
+    messages: MessagesDep,
+    tenant: TenantDep,
+    state: StateDep,
+    order: Annotated[Literal["asc", "desc"], Query(description="asc: oldest first; desc: newest first.")] = "asc",
+    after: Annotated[datetime | None, Query(description="Only messages at or after this time.")] = None,
+    before: Annotated[datetime | None, Query(description="Only messages before this time.")] = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> Page[Message]:
+    """Page through a session's full message history."""
+    query = MessageQuery(
+        tenant_id=tenant,
+        session_id=session_id,
+        limit=min(limit, state.settings.max_page_size),
+        newest_first=order == "desc",
+        after=as_utc(after) if after else None,
+        before=as_utc(before) if before else None,
+        cursor=cursor,
+    )
+    page = await messages.history(query)
+    return Page[Message](items=[to_schema(m) for m in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/buffer", response_model=Buffer)
+async def get_buffer(
+    session_id: SessionId,
+    messages: MessagesDep,
+    tenant: TenantDep,
+    last_n: Annotated[int | None, Query(ge=1, description="The last N messages.")] = None,
+    max_tokens: Annotated[int | None, Query(ge=1, description="Only the newest messages that fit.")] = None,
+) -> Buffer:
+    """The session's recent messages: the last N, or as many of the newest as fit a token budget."""
+    view = await messages.buffer(tenant, session_id, last_n, max_tokens)
+    return Buffer(
+        session_id=view.session_id,
+        messages=[
+            BufferedMessage(
+                id=m.id,
+                role=m.role,  # type: ignore[arg-type]
+                content=m.content,
+                name=m.name,
+                created_at=m.created_at,
+                token_count=m.token_count,
+            )
+            for m in view.messages
+        ],
+        total_tokens=view.total_tokens,
+        cap=view.cap,
+        ttl_seconds=view.ttl_seconds,
+        rebuilt=view.rebuilt,
+    )

@@ -1,0 +1,75 @@
+"""/v1/sessions: conversations of a user with an agent."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Path, Query, Response, status
+
+from service.api.deps import SessionsDep, StateDep, TenantDep
+from service.api.routing import resource_router
+from service.domain.sessions import NewSession
+from service.schemas.common import ClientId, Page
+from service.schemas.sessions import Session, SessionCreate, SessionUpdate
+from service.storage.records import SessionChanges, SessionQuery, SessionRecord
+
+router = resource_router("sessions", "/sessions")
+
+SessionId = Annotated[str, Path(min_length=1, max_length=128, description="The session's id.")]
+
+
+def to_schema(record: SessionRecord) -> Session:
+    return Session(
+        id=record.id,
+        user_id=record.user_id,
+        agent_id=record.agent_id,
+        metadata=record.metadata,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+    )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=Session, responses={409: {}})
+async def create_session(body: SessionCreate, sessions: SessionsDep, tenant: TenantDep) -> Session:
+    """Start a session (your own id, or a generated UUID)."""
+    new = NewSession(user_id=body.user_id, id=body.id, agent_id=body.agent_id, metadata=body.metadata)
+    return to_schema(await sessions.create(tenant, new))
+
+
+@router.get("", response_model=Page[Session])
+async def list_sessions(
+    sessions: SessionsDep,
+    tenant: TenantDep,
+    state: StateDep,
+    user_id: Annotated[ClientId | None, Query(description="Only this user's sessions.")] = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> Page[Session]:
+    """List sessions, newest first."""
+    query = SessionQuery(
+        tenant_id=tenant, user_id=user_id, cursor=cursor, limit=min(limit, state.settings.max_page_size)
+    )
+    page = await sessions.list(query)
+    return Page[Session](items=[to_schema(s) for s in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/{session_id}", response_model=Session)
+async def get_session(session_id: SessionId, sessions: SessionsDep, tenant: TenantDep) -> Session:
+    """Read one session."""
+    return to_schema(await sessions.get(tenant, session_id))
+
+
+@router.patch("/{session_id}", response_model=Session)
+async def update_session(
+    session_id: SessionId, body: SessionUpdate, sessions: SessionsDep, tenant: TenantDep
+) -> Session:
+    """Change a session's user, agent or metadata."""
+    changes = SessionChanges(user_id=body.user_id, agent_id=body.agent_id, metadata=body.metadata)
+    return to_schema(await sessions.update(tenant, session_id, changes))
+
+
+@router.delete("/{session_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+async def delete_session(session_id: SessionId, sessions: SessionsDep, tenant: TenantDep) -> Response:
+    """Delete a session with its messages and buffer."""
+    await sessions.delete(tenant, session_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,77 @@
+"""The ``memory-service`` command: serve, migrate, worker, reindex."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from service.observability.logging import configure_logging
+from service.settings import Settings
+from service.storage.sql import migrate as migrations
+
+log = logging.getLogger("service.cli")
+
+
+def _migrate(settings: Settings) -> int:
+    migrations.upgrade(settings.sql_url)
+    log.info("database migrated to head")
+    return 0
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    embedded = not settings.redis_url or not settings.qdrant_url
+    if args.workers > 1 and embedded:
+        print(
+            "memory-service: --workers > 1 needs MEMORY_REDIS_URL and MEMORY_QDRANT_URL "
+            "(the embedded buffer and vector index live in one process)",
+            file=sys.stderr,
+        )
+        return 2
+    if not args.no_migrate:
+        _migrate(settings)
+    if args.no_workers:
+        os.environ["MEMORY_RUN_WORKERS"] = "false"
+    uvicorn.run(
+        "service.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_config=None,
+        access_log=False,  # service.access logs each request with its id and route
+        proxy_headers=True,
+    )
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="memory-service", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the HTTP API (applies migrations first)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    serve.add_argument("--no-migrate", action="store_true", help="do not apply migrations on start")
+    serve.add_argument("--no-workers", action="store_true", help="leave background jobs to `memory-service worker`")
+    commands.add_parser("migrate", help="apply database migrations (alembic upgrade head)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format.value)
+    if args.command == "serve":
+        return _serve(settings, args)
+    if args.command == "migrate":
+        return _migrate(settings)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

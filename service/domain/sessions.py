@@ -1,0 +1,75 @@
+"""Sessions: create, read, list, update and delete, with their buffers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import uuid4
+
+from service.domain.errors import Conflict, InvalidInput, NotFound
+from service.storage.errors import InvalidCursor
+from service.storage.ports import Database, MessageBuffer
+from service.storage.records import Page, SessionChanges, SessionQuery, SessionRecord
+
+
+def buffer_key(tenant_id: str, session_id: str) -> str:
+    return f"{tenant_id}:{session_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class NewSession:
+    user_id: str
+    id: str | None = None
+    agent_id: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class SessionService:
+    def __init__(self, db: Database, buffer: MessageBuffer) -> None:
+        self._db = db
+        self._buffer = buffer
+
+    async def create(self, tenant_id: str, new: NewSession) -> SessionRecord:
+        now = datetime.now(UTC)
+        record = SessionRecord(
+            tenant_id=tenant_id,
+            id=new.id or str(uuid4()),
+            user_id=new.user_id,
+            agent_id=new.agent_id,
+            metadata=new.metadata or {},
+            created_at=now,
+            updated_at=now,
+        )
+        async with self._db.transaction() as repos:
+            if not await repos.sessions.insert(record):
+                raise Conflict(f"session {record.id!r} already exists")
+        return record
+
+    async def get(self, tenant_id: str, session_id: str) -> SessionRecord:
+        async with self._db.transaction() as repos:
+            found = await repos.sessions.get(tenant_id, session_id)
+        if found is None:
+            raise NotFound(f"session {session_id!r} not found")
+        return found
+
+    async def list(self, query: SessionQuery) -> Page[SessionRecord]:
+        try:
+            async with self._db.transaction() as repos:
+                return await repos.sessions.list(query)
+        except InvalidCursor as exc:
+            raise InvalidInput(str(exc)) from exc
+
+    async def update(self, tenant_id: str, session_id: str, changes: SessionChanges) -> SessionRecord:
+        async with self._db.transaction() as repos:
+            updated = await repos.sessions.update(tenant_id, session_id, changes)
+        if updated is None:
+            raise NotFound(f"session {session_id!r} not found")
+        return updated
+
+    async def delete(self, tenant_id: str, session_id: str) -> None:
+        async with self._db.transaction() as repos:
+            deleted = await repos.sessions.delete(tenant_id, session_id)
+        if not deleted:
+            raise NotFound(f"session {session_id!r} not found")
+        await self._buffer.delete(buffer_key(tenant_id, session_id))

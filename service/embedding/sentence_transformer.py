@@ -1,0 +1,227 @@
+"""Dense embeddings from a sentence-transformers model, batched across concurrent requests.
+
+``embed`` puts each text on a bounded queue and awaits a future. One consumer task takes up to
+``batch_size`` queued texts, whichever requests they came from, runs the model in a dedicated
+worker thread so the event loop stays free, and hands every request its own vectors. The
+caller owns the lifecycle: ``start`` after construction, ``close`` at shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Self
+
+from service.embedding.model_path import resolve_model
+
+__all__ = ["EmbedderClosedError", "SentenceEncoder", "SentenceTransformerEmbedder", "load_model"]
+
+log = logging.getLogger(__name__)
+
+BatchHook = Callable[[int, float], None]
+
+
+class EmbedderClosedError(RuntimeError):
+    """The embedder is not running (never started, or closed) so the request was not served."""
+
+
+class SentenceEncoder(Protocol):
+    """The part of ``SentenceTransformer`` the embedder uses (a fake can stand in for tests)."""
+
+    def encode(self, inputs: list[str], /, **kwargs: Any) -> Any: ...
+
+
+def load_model(name_or_path: str, *, threads: int | None = None) -> SentenceEncoder:
+    """Load a sentence-transformers model on the CPU (blocking: seconds; call it in a thread)."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    torch.set_num_threads(threads or _usable_cpus())
+    return SentenceTransformer(name_or_path, device="cpu")
+
+
+def _usable_cpus() -> int:
+    """CPUs this process may run on (respects affinity masks where the OS has them)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def _dimension_of(model: SentenceEncoder) -> int:
+    """The model's output dimension (``get_embedding_dimension`` on sentence-transformers >= 5)."""
+    getter = getattr(model, "get_embedding_dimension", None) or getattr(model, "get_sentence_embedding_dimension")
+    dimension = getter()
+    if not isinstance(dimension, int) or dimension <= 0:
+        raise ValueError(f"embedding model reports no usable dimension ({dimension!r})")
+    return dimension
+
+
+@dataclass(eq=False)
+class _Request:
+    """One ``embed`` call: its future and the vectors gathered so far."""
+
+    future: asyncio.Future[list[list[float]]]
+    vectors: list[list[float] | None]
+    remaining: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.remaining = len(self.vectors)
+
+    def fail(self, error: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(error)
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    """One text of one request, waiting on the queue."""
+
+    request: _Request
+    index: int
+    text: str
+
+
+class SentenceTransformerEmbedder:
+    """An ``Embedder`` that batches concurrent requests and runs the model off the event loop."""
+
+    def __init__(
+        self,
+        model: SentenceEncoder,
+        *,
+        batch_size: int = 64,
+        queue_size: int = 1024,
+        on_batch: BatchHook | None = None,
+    ) -> None:
+        if batch_size < 1 or queue_size < 1:
+            raise ValueError("batch_size and queue_size must be at least 1")
+        self._model = model
+        self._dimension = _dimension_of(model)
+        self._batch_size = batch_size
+        self._on_batch = on_batch
+        self._queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=queue_size)
+        self._executor: ThreadPoolExecutor | None = None
+        self._consumer: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @classmethod
+    async def load(
+        cls,
+        name: str | None = None,
+        *,
+        batch_size: int = 64,
+        queue_size: int = 1024,
+        on_batch: BatchHook | None = None,
+        threads: int | None = None,
+    ) -> Self:
+        """Resolve and load the model in a thread; the embedder still has to be started."""
+        model = await asyncio.to_thread(load_model, resolve_model(name), threads=threads)
+        return cls(model, batch_size=batch_size, queue_size=queue_size, on_batch=on_batch)
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    async def start(self) -> None:
+        """Start the worker thread and the batching consumer task."""
+        if self._closed:
+            raise EmbedderClosedError("embedder was closed; create a new one")
+        if self._consumer is not None:
+            return
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder")
+        self._consumer = asyncio.create_task(self._consume(), name="embedding-batcher")
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """Unit-length vectors for ``texts``, in order; waits when the queue is full."""
+        if not texts:
+            return []
+        self._ensure_running()
+        request = _Request(asyncio.get_running_loop().create_future(), [None] * len(texts))
+        try:
+            for index, text in enumerate(texts):
+                await self._queue.put(_Item(request, index, text))
+                self._ensure_running()
+            return await request.future
+        finally:
+            if not request.future.done():
+                request.future.cancel()
+
+    async def close(self) -> None:
+        """Stop the consumer, fail every pending request, and wait for the worker thread."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._consumer is not None:
+            self._consumer.cancel()
+            try:
+                await self._consumer
+            except asyncio.CancelledError:
+                pass
+        while False:
+            self._queue.get_nowait().request.fail(EmbedderClosedError("embedder closed before this request was served"))
+        if self._executor is not None:
+            await asyncio.to_thread(self._executor.shutdown, wait=True)
+
+    def _ensure_running(self) -> None:
+        if self._closed or self._consumer is None or self._consumer.done():
+            raise EmbedderClosedError("embedder is not running (call start(), or it was closed)")
+
+    async def _consume(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self._batch_size and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self._serve(batch)
+            except asyncio.CancelledError:
+                for item in batch:
+                    item.request.fail(EmbedderClosedError("embedder closed while this request was being embedded"))
+                raise
+
+    async def _serve(self, batch: list[_Item]) -> None:
+        live = [item for item in batch if not item.request.future.done()]
+        if not live:
+            return
+        assert self._executor is not None
+        loop = asyncio.get_running_loop()
+        try:
+            vectors, seconds = await loop.run_in_executor(self._executor, self._encode, [i.text for i in live])
+        except Exception as exc:
+            log.exception("embedding batch of %d texts failed", len(live))
+            for item in live:
+                item.request.fail(exc)
+            return
+        for item, vector in zip(live, vectors, strict=True):
+            request = item.request
+            if request.future.done():
+                continue
+            request.vectors[item.index] = vector
+            request.remaining -= 1
+            if request.remaining == 0:
+                request.future.set_result([v for v in request.vectors if v is not None])
+        self._report(len(live), seconds)
+
+    def _encode(self, texts: list[str]) -> tuple[list[list[float]], float]:
+        """Run the model on one batch (in the worker thread); vectors and seconds taken."""
+        started = time.perf_counter()
+        array = self._model.encode(
+            texts,
+            batch_size=len(texts),
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        vectors: list[list[float]] = array.tolist()
+        return vectors, time.perf_counter() - started
+
+    def _report(self, count: int, seconds: float) -> None:
+        if self._on_batch is None:
+            return
+        try:
+            self._on_batch(count, seconds)
+        except Exception:
+            log.exception("on_batch hook failed")

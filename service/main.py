@@ -1,0 +1,40 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from service.api import ops
+from service.api.problems import BodyLimitMiddleware, install_problem_handlers
+from service.api.routing import operation_id
+from service.api.v1 import messages, sessions
+from service.lifespan import BuildBackends, make_lifespan, open_backends
+from service.observability.http import HttpMetricsMiddleware, RequestIdMiddleware
+from service.observability.metrics import Metrics
+from service.settings import Settings
+
+DESCRIPTION = (
+    "Memory for LLM chatbots and agents: sessions with a short-term buffer, every message kept as an "
+    "episodic record, long-term memories with hybrid recall, and prompt-ready context. "
+    "Errors are RFC 9457 problem details (application/problem+json)."
+)
+
+
+def create_app(settings: Settings | None = None, build: BuildBackends = open_backends) -> FastAPI:
+    settings = settings or Settings()
+    metrics = Metrics()
+    app = FastAPI(
+        title="memory-service",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=make_lifespan(settings, metrics, build),
+        generate_unique_id_function=operation_id,
+    )
+    for router in (sessions.router, messages.router):
+        app.include_router(router, prefix="/v1")
+    app.include_router(ops.router)
+    install_problem_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)
+    app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
+    app.add_middleware(RequestIdMiddleware)
+    return app
