@@ -184,7 +184,7 @@ class MessageService:
             raise LimitExceeded(f"last_n is {last_n}; this buffer keeps at most {cap} messages")
         limit = last_n or cap
         key = buffer_key(tenant_id, session_id)
-        cached = await self._buffer.recent(key, limit)
+        cached = await self._cached(key, limit)
         rebuilt = cached is None
         if cached is None:
             cached = await self._rebuild(tenant_id, session_id, key, limit)
@@ -198,14 +198,26 @@ class MessageService:
             rebuilt=rebuilt,
         )
 
+    async def _cached(self, key: str, limit: int) -> list[BufferedMessage] | None:
+        try:
+            return await self._buffer.recent(key, limit)
+        except Exception:  # noqa: BLE001 - a buffer outage degrades to reading SQL
+            log.warning("buffer read failed; serving from SQL", exc_info=True)
+            return None
+
     async def _rebuild(self, tenant_id: str, session_id: str, key: str, limit: int) -> list[BufferedMessage]:
+        try:
+            token: str | None = await self._buffer.begin_fill(key)
+        except Exception:  # noqa: BLE001
+            token = None
         async with self._db.transaction() as repos:
             if await repos.sessions.get(tenant_id, session_id) is None:
                 raise NotFound(f"session {session_id!r} not found")
             recent = await repos.messages.recent(tenant_id, session_id, self._limits.buffer_max_messages)
         snapshot = [_buffered(m) for m in recent]
-        try:
-            await self._buffer.install(key, snapshot)
-        except Exception:  # noqa: BLE001 - serving from SQL is correct, only slower
-            log.warning("buffer could not be filled from SQL", exc_info=True)
+        if token is not None:
+            try:
+                await self._buffer.install(key, token, snapshot)
+            except Exception:  # noqa: BLE001 - serving from SQL is correct, only slower
+                log.warning("buffer could not be filled from SQL", exc_info=True)
         return snapshot[-limit:]

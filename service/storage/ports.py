@@ -74,16 +74,21 @@ class Database(Protocol):
 class MessageBuffer(Protocol):
     """The short-term buffer: a capped, expiring list of recent messages per session.
 
-    It is a cache of the episodic record in SQL, filled on read (cache-aside):
-    ``append`` only extends a buffer that exists, and otherwise marks the key as written so a
-    concurrent ``install`` of an older SQL snapshot is refused; ``recent`` returns None for a
-    missing buffer (never filled, flushed, expired) so the caller rebuilds it from SQL.
+    It is a cache of the episodic record in SQL, filled on read (cache-aside). A reader that
+    finds no buffer calls ``begin_fill``, reads SQL, then ``install``s the snapshot with its
+    token; an ``append`` that finds no buffer cancels fills in progress, so a snapshot older
+    than an acknowledged write is never kept. ``recent`` drops repeated ids (a write that
+    landed in both a snapshot and an append).
     """
 
     async def append(self, key: str, messages: Sequence[BufferedMessage]) -> None: ...
 
-    async def install(self, key: str, messages: Sequence[BufferedMessage]) -> bool:
-        """Fill a missing buffer from a SQL snapshot; False if a write raced it (nothing kept)."""
+    async def begin_fill(self, key: str) -> str:
+        """Claim the right to fill a missing buffer; returns the token ``install`` needs."""
+        ...
+
+    async def install(self, key: str, token: str, messages: Sequence[BufferedMessage]) -> bool:
+        """Fill a missing buffer from a SQL snapshot; False (nothing kept) if a write cancelled the fill."""
         ...
 
     async def recent(self, key: str, limit: int) -> list[BufferedMessage] | None:

@@ -34,3 +34,14 @@ def load(raw: bytes | str) -> BufferedMessage:
         created_at=datetime.fromisoformat(doc["created_at"]),
         token_count=doc["tokens"],
     )
+
+
+def unique(messages: list[BufferedMessage]) -> list[BufferedMessage]:
+    """The messages with repeated ids dropped (first one kept), order unchanged."""
+    seen: set[str] = set()
+    kept = []
+    for message in messages:
+        if message.id not in seen:
+            seen.add(message.id)
+            kept.append(message)
+    return kept

@@ -3,58 +3,70 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections import OrderedDict, deque
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
+from service.storage.buffer.codec import unique
 from service.storage.records import BufferedMessage
-
-_RACE_MARK_SECONDS = 30.0
 
 
 @dataclass(slots=True)
 class _Entry:
     messages: deque[BufferedMessage]
-    touched: float = field(default_factory=time.monotonic)
+    touched: float
 
 
 class InProcessBuffer:
     """Implements ``MessageBuffer`` in memory; bounded in messages per session and in sessions."""
 
-    def __init__(self, max_messages: int, ttl_seconds: int, max_sessions: int = 100_000) -> None:
+    def __init__(
+        self,
+        max_messages: int,
+        ttl_seconds: int,
+        max_sessions: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._clock = clock
         self._cap = max_messages
         self._ttl = ttl_seconds
         self._max_sessions = max_sessions
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
-        self._written: dict[str, float] = {}
+        self._fills: dict[str, str] = {}
 
     def _live(self, key: str) -> _Entry | None:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        if self._ttl and time.monotonic() - entry.touched > self._ttl:
+        if self._ttl and self._clock() - entry.touched > self._ttl:
             del self._entries[key]
             return None
         return entry
 
     def _touch(self, key: str, entry: _Entry) -> None:
-        entry.touched = time.monotonic()
+        entry.touched = self._clock()
         self._entries.move_to_end(key)
 
     async def append(self, key: str, messages: Sequence[BufferedMessage]) -> None:
         entry = self._live(key)
         if entry is None:
-            self._written[key] = time.monotonic()
+            self._fills.pop(key, None)
             return
         entry.messages.extend(messages)
         self._touch(key, entry)
 
-    async def install(self, key: str, messages: Sequence[BufferedMessage]) -> bool:
-        written = self._written.pop(key, None)
-        if written is not None and time.monotonic() - written < _RACE_MARK_SECONDS:
+    async def begin_fill(self, key: str) -> str:
+        token = uuid.uuid4().hex
+        self._fills[key] = token
+        return token
+
+    async def install(self, key: str, token: str, messages: Sequence[BufferedMessage]) -> bool:
+        if self._fills.get(key) != token:
             return False
+        del self._fills[key]
         if self._live(key) is None:
-            self._entries[key] = _Entry(deque(messages, maxlen=self._cap))
+            self._entries[key] = _Entry(deque(messages, maxlen=self._cap), self._clock())
             while len(self._entries) > self._max_sessions:
                 self._entries.popitem(last=False)
         return True
@@ -64,16 +76,15 @@ class InProcessBuffer:
         if entry is None:
             return None
         self._touch(key, entry)
-        items = list(entry.messages)
-        return items[-limit:] if limit > 0 else []
+        return unique(list(entry.messages))[-limit:] if limit > 0 else []
 
     async def delete(self, key: str) -> None:
         self._entries.pop(key, None)
-        self._written.pop(key, None)
+        self._fills.pop(key, None)
 
     async def ping(self) -> bool:
         return True
 
     async def close(self) -> None:
         self._entries.clear()
-        self._written.clear()
+        self._fills.clear()

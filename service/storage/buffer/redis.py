@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 
 from redis.asyncio import Redis
@@ -10,28 +11,30 @@ from redis.exceptions import RedisError
 from service.storage.buffer import codec
 from service.storage.records import BufferedMessage
 
-_RACE_MARK_SECONDS = 30
+_FILL_SECONDS = 30
 
-# KEYS[1] list, KEYS[2] race mark; ARGV[1] cap, ARGV[2] ttl (0 = none), ARGV[3] mark ttl, ARGV[4..] entries
+# KEYS[1] list, KEYS[2] fill token; ARGV[1] cap, ARGV[2] ttl (0 = none), ARGV[3..] entries
 _APPEND = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('SET', KEYS[2], '1', 'EX', ARGV[3])
+  redis.call('DEL', KEYS[2])
   return 0
 end
-for i = 4, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end
+for i = 3, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end
 redis.call('LTRIM', KEYS[1], -tonumber(ARGV[1]), -1)
 if tonumber(ARGV[2]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
 return 1
 """
 
-# KEYS[1] list, KEYS[2] race mark; ARGV[1] cap, ARGV[2] ttl, ARGV[3..] entries
+# KEYS[1] list, KEYS[2] fill token; ARGV[1] cap, ARGV[2] ttl, ARGV[3] token, ARGV[4..] entries
 _INSTALL = """
-if redis.call('DEL', KEYS[2]) == 1 then return 0 end
+if redis.call('GET', KEYS[2]) ~= ARGV[3] then return 0 end
+redis.call('DEL', KEYS[2])
 if redis.call('EXISTS', KEYS[1]) == 1 then return 1 end
-if #ARGV < 3 then return 1 end
-for i = 3, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end
-redis.call('LTRIM', KEYS[1], -tonumber(ARGV[1]), -1)
-if tonumber(ARGV[2]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+for i = 4, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end
+if #ARGV >= 4 then
+  redis.call('LTRIM', KEYS[1], -tonumber(ARGV[1]), -1)
+  if tonumber(ARGV[2]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+end
 return 1
 """
 
@@ -48,15 +51,20 @@ class RedisBuffer:
         self._install = client.register_script(_INSTALL)
 
     def _keys(self, key: str) -> list[str]:
-        return [f"{self._prefix}{key}", f"{self._prefix}{key}:written"]
+        return [f"{self._prefix}{key}", f"{self._prefix}{key}:fill"]
 
     async def append(self, key: str, messages: Sequence[BufferedMessage]) -> None:
         if messages:
-            args = [self._cap, self._ttl, _RACE_MARK_SECONDS, *(codec.dump(m) for m in messages)]
+            args = [self._cap, self._ttl, *(codec.dump(m) for m in messages)]
             await self._append(keys=self._keys(key), args=args)
 
-    async def install(self, key: str, messages: Sequence[BufferedMessage]) -> bool:
-        args = [self._cap, self._ttl, *(codec.dump(m) for m in messages[-self._cap :])]
+    async def begin_fill(self, key: str) -> str:
+        token = uuid.uuid4().hex
+        await self._redis.set(self._keys(key)[1], token, ex=_FILL_SECONDS)
+        return token
+
+    async def install(self, key: str, token: str, messages: Sequence[BufferedMessage]) -> bool:
+        args = [self._cap, self._ttl, token, *(codec.dump(m) for m in messages[-self._cap :])]
         return bool(await self._install(keys=self._keys(key), args=args))
 
     async def recent(self, key: str, limit: int) -> list[BufferedMessage] | None:
@@ -69,7 +77,7 @@ class RedisBuffer:
             exists, raw, *_ = await pipe.execute()
         if not exists:
             return None
-        return [codec.load(item) for item in raw]
+        return codec.unique([codec.load(item) for item in raw])
 
     async def delete(self, key: str) -> None:
         await self._redis.delete(*self._keys(key))

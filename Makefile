@@ -1,0 +1,49 @@
+# The two commands a person needs: `make run` and `make test`. Everything else is a helper.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# Extra pip arguments for torch, e.g. TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+TORCH_PIP_ARGS ?=
+PYTEST_ARGS ?=
+
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: run test install install-dev services bench clean
+
+$(VENV)/.stamp-base: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch's CPU build first, so sentence-transformers does not pull the CUDA build
+	$(PY) -m pip install --quiet torch==2.13.0 $(TORCH_PIP_ARGS)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.stamp-dev: $(VENV)/.stamp-base
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.stamp-base
+
+install-dev: $(VENV)/.stamp-dev
+
+## Serve the API on the embedded default (SQLite, in-process buffer, Qdrant Edge) at http://$(HOST):$(PORT)
+run: install
+	$(VENV)/bin/memory-service serve --host $(HOST) --port $(PORT)
+
+services:
+	@scripts/ensure-test-services.sh
+
+## Run the whole test suite (real Postgres and Redis; under CI=true a missing one fails the run)
+test: install-dev services
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+## The LoCoMo retrieval benchmark against a running service (see README)
+bench: install-dev
+	$(PY) -m bench.locomo $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache data
