@@ -41,9 +41,9 @@ services:
 test: install-dev services
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-## The LoCoMo retrieval benchmark against a running service (see README)
+## The LoCoMo retrieval benchmark over HTTP, on a throw-away embedded service (or BENCH_URL=...)
 bench: install-dev
-	$(PY) -m bench.locomo $(BENCH_ARGS)
+	scripts/bench-locomo.sh $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache data

@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from service.settings import Settings
 from service.storage.sql.database import create_engine
 from service.storage.sql.models import Base
+
+#: Postgres advisory lock held while migrating (an arbitrary constant for this service).
+MIGRATION_LOCK_KEY = 7_260_117_042
 
 config = context.config
 target_metadata = Base.metadata
@@ -27,6 +31,9 @@ def _run(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Several replicas may start at once: one migrates, the others wait, then find nothing to do.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         context.run_migrations()
 
 

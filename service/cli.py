@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 from service.observability.logging import configure_logging
+from service.observability.metrics import prepare_multiprocess_dir
 from service.settings import Settings
 from service.storage.sql import migrate as migrations
+from service.workers import runner
 
 log = logging.getLogger("service.cli")
 
@@ -36,6 +41,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         _migrate(settings)
     if args.no_workers:
         os.environ["MEMORY_RUN_WORKERS"] = "false"
+    if args.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        # Several uvicorn processes: metrics go through files so /metrics adds them all up.
+        folder = prepare_multiprocess_dir(Path(tempfile.gettempdir()) / f"memory-service-metrics-{os.getpid()}")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
     uvicorn.run(
         "service.main:create_app",
         factory=True,
@@ -59,10 +68,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-migrate", action="store_true", help="do not apply migrations on start")
     serve.add_argument("--no-workers", action="store_true", help="leave background jobs to `memory-service worker`")
     commands.add_parser("migrate", help="apply database migrations (alembic upgrade head)")
+    worker = commands.add_parser("worker", help="run the background jobs (indexing, purges) in this process")
+    worker.add_argument("--no-migrate", action="store_true", help="do not apply migrations on start")
+    commands.add_parser("reindex", help="rebuild the vector index from the SQL store")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # OpenMP threads that spin while idle starve the event loop on small machines; set before torch loads.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args = _parser().parse_args(argv)
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format.value)
@@ -70,6 +85,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(settings, args)
     if args.command == "migrate":
         return _migrate(settings)
+    if args.command == "worker":
+        if not args.no_migrate:
+            _migrate(settings)
+        asyncio.run(runner.run_worker(settings))
+        return 0
+    if args.command == "reindex":
+        _migrate(settings)
+        count = asyncio.run(runner.reindex(settings))
+        print(f"reindexed {count} memories")
+        return 0
     return 2
 
 

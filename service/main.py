@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from service.api import ops
-from service.api.problems import BodyLimitMiddleware, install_problem_handlers
+from service.api.problems import BodyLimitMiddleware, UnexpectedErrorMiddleware, install_problem_handlers
 from service.api.routing import operation_id
-from service.api.v1 import messages, sessions
+from service.api.v1 import admin, memories, messages, sessions
 from service.lifespan import BuildBackends, make_lifespan, open_backends
+from service.observability.logging import configure_logging
 from service.observability.http import HttpMetricsMiddleware, RequestIdMiddleware
 from service.observability.metrics import Metrics
 from service.settings import Settings
@@ -22,6 +23,7 @@ DESCRIPTION = (
 
 def create_app(settings: Settings | None = None, build: BuildBackends = open_backends) -> FastAPI:
     settings = settings or Settings()
+    configure_logging(settings.log_level, settings.log_format.value)  # each uvicorn worker process too
     metrics = Metrics()
     app = FastAPI(
         title="memory-service",
@@ -30,11 +32,12 @@ def create_app(settings: Settings | None = None, build: BuildBackends = open_bac
         lifespan=make_lifespan(settings, metrics, build),
         generate_unique_id_function=operation_id,
     )
-    for router in (sessions.router, messages.router):
+    for router in (sessions.router, messages.router, memories.router, admin.router):
         app.include_router(router, prefix="/v1")
     app.include_router(ops.router)
     install_problem_handlers(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)
+    app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestIdMiddleware)
     return app

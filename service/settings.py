@@ -46,6 +46,7 @@ class Settings(BaseSettings):
         None, description="sentence-transformers model name or path; unset uses the packaged all-MiniLM-L6-v2."
     )
     embedding_batch_size: int = Field(64, ge=1, le=1024)
+    embedding_threads: int | None = Field(None, ge=1, le=256, description="Torch threads; unset uses every CPU.")
     embedding_queue_size: int = Field(1024, ge=1)
     dedup_similarity: float = Field(0.95, ge=0.0, le=1.0, description="Cosine above which a memory is a duplicate.")
 
@@ -55,6 +56,7 @@ class Settings(BaseSettings):
     worker_batch_size: int = Field(64, ge=1)
     job_max_attempts: int = Field(10, ge=1)
     purge_interval_seconds: float = Field(60.0, gt=0)
+    worker_metrics_port: int = Field(9101, ge=0, le=65535, description="`memory-service worker` serves /metrics here.")
 
     # --- optional LLM ------------------------------------------------------------------------
     llm_base_url: str | None = Field(None, description="OpenAI-compatible endpoint; unset means no LLM.")

@@ -6,7 +6,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from service.domain.memories import MemoryService
 from service.domain.messages import MessageService
+from service.domain.search import SearchService
 from service.domain.sessions import SessionService
 from service.lifespan import State
 
@@ -32,6 +34,16 @@ def get_messages(state: StateDep) -> MessageService:
     return state.messages
 
 
+def get_memories(state: StateDep) -> MemoryService:
+    return state.memories
+
+
+def get_search(state: StateDep) -> SearchService:
+    return state.search
+
+
 TenantDep = Annotated[str, Depends(get_tenant)]
 SessionsDep = Annotated[SessionService, Depends(get_sessions)]
 MessagesDep = Annotated[MessageService, Depends(get_messages)]
+MemoriesDep = Annotated[MemoryService, Depends(get_memories)]
+SearchDep = Annotated[SearchService, Depends(get_search)]

@@ -25,6 +25,7 @@ async def readyz(state: StateDep) -> JSONResponse:
     checks = {
         "database": state.backends.db.ping(),
         "buffer": state.backends.buffer.ping(),
+        "vectors": state.backends.vectors.ping(),
     }
     results = await asyncio.gather(*checks.values())
     report = {name: "ok" if ok else "down" for name, ok in zip(checks, results, strict=True)}

@@ -70,16 +70,10 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.error("unhandled error", exc_info=exc)
-    return problem_response(request, 500, "internal_error", "An unexpected error occurred; it has been logged.")
-
-
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected)
 
 
 class BodyLimitMiddleware:
@@ -114,3 +108,31 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, counting_receive, send)
+
+
+class UnexpectedErrorMiddleware:
+    """Turns an unhandled exception into a 500 problem inside the request-id scope; logs the trace."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("unhandled error")
+            if started:
+                raise
+            detail = "An unexpected error occurred; it has been logged."
+            body = problem_body(500, "internal_error", detail, scope.get("path"))
+            await JSONResponse(body, status_code=500, media_type=PROBLEM_JSON)(scope, receive, send)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -89,12 +89,14 @@ class MessageService:
         tokens: TokenCounter,
         limits: Limits,
         on_stored: Sequence[StoredHook] = (),
+        on_committed: Callable[[], None] = lambda: None,
     ) -> None:
         self._db = db
         self._buffer = buffer
         self._tokens = tokens
         self._limits = limits
         self._on_stored = tuple(on_stored)
+        self._on_committed = on_committed
 
     def _check(self, batch: Sequence[NewMessage]) -> None:
         if not batch:
@@ -141,6 +143,7 @@ class MessageService:
             stored = await repos.messages.insert_many(records)
             for hook in self._on_stored:
                 await hook(repos, session, stored)
+        self._on_committed()
         await self._mirror(buffer_key(tenant_id, session_id), stored)
         return stored
 

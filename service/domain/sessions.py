@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
+from service.domain.clock import now
 from service.domain.errors import Conflict, InvalidInput, NotFound
+from service.domain.memories import remove
 from service.storage.errors import InvalidCursor
 from service.storage.ports import Database, MessageBuffer
 from service.storage.records import Page, SessionChanges, SessionQuery, SessionRecord
@@ -26,9 +29,10 @@ class NewSession:
 
 
 class SessionService:
-    def __init__(self, db: Database, buffer: MessageBuffer) -> None:
+    def __init__(self, db: Database, buffer: MessageBuffer, wake: Callable[[], None] = lambda: None) -> None:
         self._db = db
         self._buffer = buffer
+        self._wake = wake
 
     async def create(self, tenant_id: str, new: NewSession) -> SessionRecord:
         now = datetime.now(UTC)
@@ -68,8 +72,11 @@ class SessionService:
         return updated
 
     async def delete(self, tenant_id: str, session_id: str) -> None:
+        """Delete the session, its messages, the episodic memories made from them, and its buffer."""
         async with self._db.transaction() as repos:
-            deleted = await repos.sessions.delete(tenant_id, session_id)
-        if not deleted:
-            raise NotFound(f"session {session_id!r} not found")
+            if not await repos.sessions.delete(tenant_id, session_id):
+                raise NotFound(f"session {session_id!r} not found")
+            episodes = await repos.memories.from_session(tenant_id, session_id)
+            await remove(repos, episodes, "deleted", now())
+        self._wake()
         await self._buffer.delete(buffer_key(tenant_id, session_id))

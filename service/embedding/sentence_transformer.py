@@ -76,6 +76,13 @@ class _Request:
         if not self.future.done():
             self.future.set_exception(error)
 
+    def abandon(self) -> None:
+        """The caller gave up: cancel the future, or mark its error as seen so none is logged."""
+        if not self.future.done():
+            self.future.cancel()
+        elif not self.future.cancelled():
+            self.future.exception()
+
 
 @dataclass(frozen=True, slots=True)
 class _Item:
@@ -145,10 +152,10 @@ class SentenceTransformerEmbedder:
             for index, text in enumerate(texts):
                 await self._queue.put(_Item(request, index, text))
                 self._ensure_running()
-            return await request.future
-        finally:
-            if not request.future.done():
-                request.future.cancel()
+        except BaseException:
+            request.abandon()
+            raise
+        return await request.future
 
     async def close(self) -> None:
         """Stop the consumer, fail every pending request, and wait for the worker thread."""
@@ -161,8 +168,9 @@ class SentenceTransformerEmbedder:
                 await self._consumer
             except asyncio.CancelledError:
                 pass
-        while False:
-            self._queue.get_nowait().request.fail(EmbedderClosedError("embedder closed before this request was served"))
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            item.request.fail(EmbedderClosedError("embedder closed before this request was served"))
         if self._executor is not None:
             await asyncio.to_thread(self._executor.shutdown, wait=True)
 

@@ -28,7 +28,7 @@ class Bm25Encoder:
         self,
         *,
         k1: float = 1.2,
-        b: float = 0.75,
+        b: float = 0.5,
         avgdl: float = 12.0,
         tokenizer: Callable[[str], list[str]] = tokenize,
     ) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from dataclasses import dataclass
 from functools import lru_cache
 
 __all__ = ["STOPWORDS", "PorterStemmer", "keywords", "stem", "term_id", "tokenize", "words"]
@@ -231,6 +232,13 @@ def term_id(token: str) -> int:
     return int.from_bytes(digest, "big") & 0x7FFFFFFF
 
 
+@dataclass(slots=True)
+class _Candidate:
+    score: float
+    surface: str
+    first: int
+
+
 def keywords(text: str, limit: int = 8) -> list[str]:
     """The salient words of a text in their original spelling, best first, one per stem.
 
@@ -241,30 +249,31 @@ def keywords(text: str, limit: int = 8) -> list[str]:
     if limit <= 0:
         return []
     normalized = unicodedata.normalize("NFKC", text).translate(_APOSTROPHES)
-    scored: dict[str, list[float | str | int]] = {}  # stem -> [score, surface, first position]
+    found: dict[str, _Candidate] = {}
     sentence_start = True
     for position, match in enumerate(_WORD.finditer(normalized)):
         surface = match.group()
         if surface.endswith("'s"):
             surface = surface[:-2]
         starts_sentence = sentence_start
-        tail = normalized[match.end() : match.end() + 2]
-        sentence_start = bool(tail) and tail.lstrip()[:1] in {".", "!", "?"}
+        after = normalized[match.end() : match.end() + 2].lstrip()
+        sentence_start = after[:1] in {".", "!", "?"}
         lower = surface.lower().replace("'", "")
         if lower in STOPWORDS or len(lower) < 2:
             continue
+        capitalised = surface[0].isupper()
         weight = 1.0 + min(len(lower), 12) / 12.0
-        if surface[0].isupper() and not starts_sentence:
+        if capitalised and not starts_sentence:
             weight += 1.0
         if lower.isdigit():
             weight += 0.5
         key = stem(lower)
-        entry = scored.get(key)
+        entry = found.get(key)
         if entry is None:
-            scored[key] = [weight, surface, position]
+            found[key] = _Candidate(weight, surface, position)
         else:
-            entry[0] = float(entry[0]) + weight
-            if surface[0].isupper() and not str(entry[1])[0].isupper():
-                entry[1] = surface
-    ranked = sorted(scored.values(), key=lambda e: (-float(e[0]), int(e[2])))
-    return [str(e[1]) for e in ranked[:limit]]
+            entry.score += weight
+            if capitalised and not entry.surface[0].isupper():
+                entry.surface = surface
+    ranked = sorted(found.values(), key=lambda c: (-c.score, c.first))
+    return [c.surface for c in ranked[:limit]]

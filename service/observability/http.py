@@ -25,13 +25,16 @@ import re
 import time
 import uuid
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.observability.metrics import Metrics
+if TYPE_CHECKING:  # keeps prometheus_client out of `import service.observability.logging`
+    from service.observability.metrics import Metrics
 
 UNMATCHED = "unmatched"
+# Methods are client-chosen strings: anything else is labelled "other" to keep cardinality bounded.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 REQUEST_ID_HEADER = b"x-request-id"
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 
@@ -147,7 +150,8 @@ class HttpMetricsMiddleware:
         finally:
             in_flight.dec()
             route = self._templates.template(outer_app, scope, root_path)
-            self.metrics.observe_request(scope["method"], route, status, time.perf_counter() - started)
+            method = scope["method"] if scope["method"] in KNOWN_METHODS else "other"
+            self.metrics.observe_request(method, route, status, time.perf_counter() - started)
 
 
 def _relative_path(scope: Scope, root_path: str) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,7 +27,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client import multiprocess
+from prometheus_client import multiprocess, values
 from prometheus_client.exposition import choose_encoder
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -49,8 +49,15 @@ GaugeMode = Literal["livesum", "livemostrecent", "mostrecent", "max", "livemax"]
 
 
 def multiprocess_dir() -> str | None:
-    """The multiprocess folder in force, or None when each process reports alone."""
-    return os.environ.get(MULTIPROC_ENV) or None
+    """The multiprocess folder in force, or None when each process reports alone.
+
+    In force means set *and* seen by prometheus_client at import: a folder exported later would
+    otherwise make ``render_latest`` read empty files while the samples stay in memory.
+    """
+    folder = os.environ.get(MULTIPROC_ENV)
+    if not folder or values.ValueClass is values.MutexValue:
+        return None
+    return folder
 
 
 class Metrics:
@@ -129,6 +136,14 @@ class Metrics:
         self.messages = gauge("memory_messages", "Messages stored.")
         self.memories = gauge("memory_memories", "Long-term memories stored, by type.", ("type",))
         self._memory_types: set[str] = set()
+
+        # Known label values start at zero, so their series exist before the first event.
+        for mode in VECTOR_MODES:
+            self.vector_search_seconds.labels(mode)
+        for mode in SEARCH_MODES:
+            self.search_seconds.labels(mode)
+        for direction in TOKEN_DIRECTIONS:
+            self.llm_tokens.labels(direction)
 
     def _counter(self, name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
         self._remember(name, "counter", labels)
@@ -282,10 +297,6 @@ def prepare_multiprocess_dir(path: str | os.PathLike[str]) -> Path:
     """
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
-    for stale in _db_files(folder.iterdir()):
+    for stale in folder.glob("*.db"):
         stale.unlink(missing_ok=True)
     return folder
-
-
-def _db_files(entries: Iterable[Path]) -> Iterable[Path]:
-    return (entry for entry in entries if entry.is_file() and entry.suffix == ".db")

@@ -7,11 +7,17 @@ an embedded one) and to fake once.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from service.storage.records import (
     BufferedMessage,
+    Job,
+    MemoryQuery,
+    MemoryRecord,
+    MemoryVersion,
+    QueueStats,
     MessageQuery,
     MessageRecord,
     Page,
@@ -38,6 +44,10 @@ class SessionRepo(Protocol):
 
     async def delete(self, tenant_id: str, session_id: str) -> bool: ...
 
+    async def count(self) -> int:
+        """Sessions of every tenant (for the state gauges)."""
+        ...
+
 
 class MessageRepo(Protocol):
     async def insert_many(self, messages: Sequence[MessageRecord]) -> list[MessageRecord]:
@@ -50,6 +60,70 @@ class MessageRepo(Protocol):
         """The newest ``limit`` messages of a session, oldest first."""
         ...
 
+    async def count(self) -> int:
+        """Messages of every tenant (for the state gauges)."""
+        ...
+
+
+class MemoryRepo(Protocol):
+    async def insert_many(self, memories: Sequence[MemoryRecord]) -> None: ...
+
+    async def get_many(self, tenant_id: str, ids: Sequence[str]) -> list[MemoryRecord]: ...
+
+    async def find_by_hash(self, tenant_id: str, user_id: str, type: str, hashes: Sequence[str]) -> list[MemoryRecord]: ...
+
+    async def list(self, query: MemoryQuery) -> Page[MemoryRecord]: ...
+
+    async def replace(self, memory: MemoryRecord) -> None:
+        """Overwrite the stored memory with the same id."""
+        ...
+
+    async def delete_many(self, tenant_id: str, ids: Sequence[str]) -> None: ...
+
+    async def last_position(self, tenant_id: str, session_id: str) -> int | None:
+        """The highest turn position among a session's memories."""
+        ...
+
+    async def speakers(self, tenant_id: str, user_id: str) -> list[str]:
+        """The distinct speakers of a user's memories (the names a query may mention)."""
+        ...
+
+    async def from_session(self, tenant_id: str, session_id: str) -> list[MemoryRecord]:
+        """The memories made from a session's messages."""
+        ...
+
+    async def expired(self, now: datetime, limit: int) -> list[MemoryRecord]: ...
+
+    async def scan(self, after_id: str, limit: int) -> list[MemoryRecord]:
+        """Memories of every tenant by id, for rebuilding the vector index."""
+        ...
+
+    async def add_versions(self, tenant_id: str, versions: Sequence[MemoryVersion]) -> None: ...
+
+    async def history(self, tenant_id: str, memory_id: str) -> list[MemoryVersion]: ...
+
+    async def count_by_type(self) -> dict[str, int]: ...
+
+
+class JobRepo(Protocol):
+    """The transactional outbox. Jobs are claimed with a lease; a crashed claimer's lease runs out."""
+
+    async def enqueue(self, tenant_id: str, kind: str, subjects: Sequence[str]) -> list[int]:
+        """Queue one job per subject; returns the new job ids."""
+        ...
+
+    async def claim(self, now: datetime, lease_seconds: float, limit: int) -> list[Job]: ...
+
+    async def complete(self, ids: Sequence[int]) -> None: ...
+
+    async def retry(self, job_id: int, error: str, available_at: datetime) -> None: ...
+
+    async def fail(self, job_id: int, error: str) -> None: ...
+
+    async def stats(self, tenant_id: str | None = None) -> QueueStats:
+        """Pending and failed jobs of one tenant, or of all."""
+        ...
+
 
 class Repos(Protocol):
     """The stores bound to one database transaction."""
@@ -59,6 +133,12 @@ class Repos(Protocol):
 
     @property
     def messages(self) -> MessageRepo: ...
+
+    @property
+    def memories(self) -> MemoryRepo: ...
+
+    @property
+    def jobs(self) -> JobRepo: ...
 
 
 class Database(Protocol):

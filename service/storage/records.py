@@ -135,3 +135,70 @@ class MessageQuery:
 class Page(Generic[T]):
     items: list[T]
     next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryRecord:
+    tenant_id: str
+    id: str
+    user_id: str
+    session_id: str | None
+    agent_id: str | None
+    type: str
+    content: str
+    modality: str
+    media_url: str | None
+    importance: float
+    topic: str | None
+    keywords: list[str]
+    metadata: dict[str, Any]
+    speaker: str | None
+    event_time: datetime
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None
+    source_ids: list[str]
+    position: int | None
+    version: int
+    content_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryQuery:
+    tenant_id: str
+    limit: int
+    alive_at: datetime
+    user_id: str | None = None
+    session_id: str | None = None
+    types: tuple[str, ...] | None = None
+    topic: str | None = None
+    after: datetime | None = None  # event_time >= after
+    before: datetime | None = None  # event_time < before
+    cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryVersion:
+    memory_id: str
+    version: int
+    op: str  # created | updated | merged | deleted | expired
+    changes: dict[str, Any]
+    snapshot: dict[str, Any]
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: int
+    tenant_id: str
+    kind: str
+    subject: str
+    attempts: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    pending: int
+    failed: int
+    oldest_pending: datetime | None

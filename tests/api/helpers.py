@@ -33,3 +33,32 @@ async def post_messages(client: httpx.AsyncClient, session_id: str, *contents: s
     assert response.status_code == 201, response.text
     items: list[dict[str, Any]] = response.json()["items"]
     return items
+
+
+async def drained(client: httpx.AsyncClient, timeout: float = 60.0) -> None:
+    """Wait (bounded poll) until the background indexer has no pending jobs."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        state = (await client.get("/v1/admin/queue")).json()
+        if state["pending"] == 0:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"queue not drained after {timeout}s: {state}")
+        await asyncio.sleep(0.05)
+
+
+async def add_memories(client: httpx.AsyncClient, *memories: dict[str, Any]) -> list[dict[str, Any]]:
+    response = await client.post("/v1/memories", json={"memories": list(memories)})
+    assert response.status_code in (200, 201), response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+async def search(client: httpx.AsyncClient, query: str, user_id: str = "u1", **extra: Any) -> list[dict[str, Any]]:
+    response = await client.post("/v1/memories/search", json={"query": query, "user_id": user_id, **extra})
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items

@@ -10,7 +10,8 @@ from fastapi import FastAPI
 
 from service.settings import Settings
 from tests.api.helpers import assert_problem, new_session, post_messages
-from tests.conftest import start
+from service.storage.factory import QDRANT_LOCAL
+from tests.conftest import app_for, start
 
 
 class TestAddMessages:
@@ -124,26 +125,23 @@ class TestBuffer:
         body = assert_problem(await client.get("/v1/sessions/s1/buffer", params={"last_n": settings.buffer_max_messages + 1}), 422)
         assert str(settings.buffer_max_messages) in body["detail"]
 
-    async def test_restart_keeps_messages(self, app: FastAPI, settings: Settings) -> None:
+    async def test_restart_keeps_messages(self, app: FastAPI, settings: Settings, embedder) -> None:
         async with start(app) as client:
             await new_session(client, id="s1")
             await post_messages(client, "s1", "a", "b", "c")
-        from service.main import create_app
-
-        async with start(create_app(settings)) as client:
+        async with start(app_for(settings, embedder)) as client:
             body = (await client.get("/v1/sessions/s1/buffer", params={"last_n": 2})).json()
             assert [m["content"] for m in body["messages"]] == ["b", "c"]
 
 
 class TestBufferRebuild:
-    async def test_rebuilds_from_sql_after_redis_keys_are_deleted(self, redis_url: str, pg_url: str, tmp_path) -> None:
+    async def test_rebuilds_from_sql_after_redis_keys_are_deleted(self, redis_url: str, pg_url: str, tmp_path, embedder) -> None:
         from redis.asyncio import Redis
 
-        from service.main import create_app
         from tests.conftest import migrated
 
-        settings = Settings(data_dir=tmp_path, database_url=await migrated(pg_url), redis_url=redis_url, default_tenant=f"rebuild-{uuid.uuid4().hex[:10]}", _env_file=None)  # type: ignore[call-arg]
-        async with start(create_app(settings)) as client:
+        settings = Settings(data_dir=tmp_path, database_url=await migrated(pg_url), redis_url=redis_url, qdrant_url=QDRANT_LOCAL, default_tenant=f"rebuild-{uuid.uuid4().hex[:10]}", _env_file=None)  # type: ignore[call-arg]
+        async with start(app_for(settings, embedder)) as client:
             await new_session(client, id="s1")
             await post_messages(client, "s1", "a", "b")
             first = (await client.get("/v1/sessions/s1/buffer")).json()

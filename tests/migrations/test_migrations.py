@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from service.storage.sql import migrate
 from service.storage.sql.models import Base
+from tests import services
 
 
 async def _tables(url: str) -> set[str]:
@@ -30,17 +29,9 @@ async def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'migrations.db'}"
         return
-    base = make_url(request.getfixturevalue("pg_url"))
-    name = f"memsvc_migrations_{uuid.uuid4().hex[:8]}"
-    admin = create_async_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        async with admin.connect() as conn:
-            await conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.dispose()
+    base = services.require("database", services.postgres_url(), 5432)
+    with services.scratch_database(base) as url:
+        yield url
 
 
 async def test_upgrade_downgrade_upgrade(empty_db: str) -> None:

@@ -51,7 +51,8 @@ class RedisBuffer:
         self._install = client.register_script(_INSTALL)
 
     def _keys(self, key: str) -> list[str]:
-        return [f"{self._prefix}{key}", f"{self._prefix}{key}:fill"]
+        """The list and its fill token, hash-tagged so both live in one Redis Cluster slot."""
+        return [f"{self._prefix}{{{key}}}", f"{self._prefix}{{{key}}}:fill"]
 
     async def append(self, key: str, messages: Sequence[BufferedMessage]) -> None:
         if messages:

@@ -12,6 +12,8 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from service.storage.sql.jobs import SqlJobs
+from service.storage.sql.memories import SqlMemories
 from service.storage.sql.stores import SqlMessages, SqlSessions
 
 _SQLITE_PRAGMAS = (
@@ -45,6 +47,8 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
 class SqlRepos:
     sessions: SqlSessions
     messages: SqlMessages
+    memories: SqlMemories
+    jobs: SqlJobs
 
 
 class SqlDatabase:
@@ -61,7 +65,7 @@ class SqlDatabase:
 
     @staticmethod
     def _repos(db: AsyncSession) -> SqlRepos:
-        return SqlRepos(sessions=SqlSessions(db), messages=SqlMessages(db))
+        return SqlRepos(sessions=SqlSessions(db), messages=SqlMessages(db), memories=SqlMemories(db), jobs=SqlJobs(db))
 
     async def ping(self) -> bool:
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKeyConstraint, Index, String, Text
+from sqlalchemy import BigInteger, ForeignKeyConstraint, Index, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from service.storage.sql.types import BigSerial, JsonDoc, UtcDateTime
@@ -52,3 +52,74 @@ class MessageRow(Base):
         ),
         Index("ix_messages_session_created", "tenant_id", "session_id", "created_at", "seq"),
     )
+
+
+class MemoryRow(Base):
+    __tablename__ = "memories"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(128))
+    session_id: Mapped[str | None] = mapped_column(String(128))
+    agent_id: Mapped[str | None] = mapped_column(String(128))
+    type: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text)
+    modality: Mapped[str] = mapped_column(String(8))
+    media_url: Mapped[str | None] = mapped_column(String(2048))
+    importance: Mapped[float]
+    topic: Mapped[str | None] = mapped_column(String(128))
+    keywords: Mapped[list[str]] = mapped_column(JsonDoc)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata")
+    speaker: Mapped[str | None] = mapped_column(String(128))
+    event_time: Mapped[datetime]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    source_ids: Mapped[list[str]] = mapped_column(JsonDoc)
+    position: Mapped[int | None] = mapped_column(BigInteger)
+    version: Mapped[int]
+    content_hash: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (
+        Index("ix_memories_user_created", "tenant_id", "user_id", "created_at", "id"),
+        Index("ix_memories_dedup", "tenant_id", "user_id", "type", "content_hash"),
+        Index("ix_memories_session", "tenant_id", "session_id", "position"),
+        Index("ix_memories_speakers", "tenant_id", "user_id", "speaker"),
+        Index("ix_memories_expires", "expires_at"),
+    )
+
+
+class MemoryVersionRow(Base):
+    """Every change of a memory, kept after the memory itself is deleted (the tombstone is the last)."""
+
+    __tablename__ = "memory_versions"
+
+    id: Mapped[int] = mapped_column(BigSerial, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    memory_id: Mapped[str] = mapped_column(String(36))
+    version: Mapped[int]
+    op: Mapped[str] = mapped_column(String(16))
+    changes: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+    snapshot: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+    at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_memory_versions_memory", "tenant_id", "memory_id", "version"),)
+
+
+class JobRow(Base):
+    """The transactional outbox: work written in the same transaction as the data it is about."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(BigSerial, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(8))
+    attempts: Mapped[int]
+    available_at: Mapped[datetime]
+    locked_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_jobs_ready", "status", "available_at", "id"),)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, insert, select, tuple_, update
+from sqlalchemy import delete, func, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -105,6 +105,9 @@ class SqlSessions:
         row = (await self.db.scalars(stmt, execution_options={"synchronize_session": False})).one_or_none()
         return _session_record(row) if row else None
 
+    async def count(self) -> int:
+        return int(await self.db.scalar(select(func.count()).select_from(SessionRow)) or 0)
+
     async def delete(self, tenant_id: str, session_id: str) -> bool:
         stmt = delete(SessionRow).where(SessionRow.tenant_id == tenant_id, SessionRow.id == session_id)
         result = await self.db.execute(stmt)
@@ -155,6 +158,9 @@ class SqlMessages:
         items = [_message_record(r) for r in rows[: query.limit]]
         more = len(rows) > query.limit
         return Page(items, cursor.encode("messages", items[-1].created_at, items[-1].seq) if more else None)
+
+    async def count(self) -> int:
+        return int(await self.db.scalar(select(func.count()).select_from(MessageRow)) or 0)
 
     async def recent(self, tenant_id: str, session_id: str, limit: int) -> list[MessageRecord]:
         stmt = (

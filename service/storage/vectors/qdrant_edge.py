@@ -1,19 +1,19 @@
-"""VectorIndex on Qdrant Edge: the Qdrant engine embedded in-process, one shard on local disk.
+"""VectorIndex on Qdrant Edge: the Qdrant engine embedded in-process, one shard on local disk."""
 
-The bindings are synchronous and release the GIL, so every call runs in a worker thread.
-All shard methods take ``&self`` in Rust and are internally synchronized: reads, updates and
-``optimize`` may overlap. A read/write gate keeps ``close`` and ``reset`` (which replace or
-release the shard) exclusive; updates are serialized so that the last upsert of an id wins.
-
-Edge never optimizes by itself: new points are searched by brute force until ``optimize``
-builds HNSW for segments above the indexing threshold. A single owned worker thread runs it
-after every ``optimize_every`` written points, off the request path.
-"""
+# The bindings are synchronous and release the GIL, so every call runs in a worker thread.
+# Every EdgeShard method takes &self in Rust and the shard synchronizes itself: reads, updates
+# and optimize may overlap. A read/write gate keeps close and reset (which release or replace
+# the shard) exclusive; updates are serialized so that the last upsert of an id wins.
+#
+# Edge never optimizes by itself: new points are searched by brute force until optimize()
+# builds HNSW for segments above the indexing threshold. One owned worker thread runs it
+# after every `optimize_every` written points, off the request path; close waits for it.
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import numpy as np
 import qdrant_edge as qe
 
-from service.storage.records import VectorFilter, VectorHit, VectorPoint, VectorQuery
+from service.storage.records import SparseVector, VectorFilter, VectorHit, VectorPoint, VectorQuery
 
 log = logging.getLogger(__name__)
 
@@ -99,12 +99,12 @@ class QdrantEdgeIndex:
     async def upsert(self, points: Sequence[VectorPoint]) -> None:
         """Insert or overwrite points by id."""
         if points:
-            await self._run(self._upsert, [_point(p) for p in points])
+            await self._run(lambda shard: self._write(shard, _upsert(points), len(points)))
 
     async def delete(self, ids: Sequence[str]) -> None:
         """Delete points by id; unknown ids are ignored."""
         if ids:
-            await self._run(self._update, qe.UpdateOperation.delete_points(list(ids)))
+            await self._run(self._write, qe.UpdateOperation.delete_points(list(ids)), len(ids))
 
     async def search(self, query: VectorQuery) -> list[VectorHit]:
         """Best hits first. Dense: cosine similarity. Sparse: BM25 (IDF applied by the engine)."""
@@ -116,7 +116,7 @@ class QdrantEdgeIndex:
 
     async def count(self, tenant_id: str) -> int:
         """Exact number of points of a tenant."""
-        request = qe.CountRequest(exact=True, filter=qe.Filter(must=[_eq("tenant_id", tenant_id)]))
+        request = qe.CountRequest(exact=True, filter=_tenant(tenant_id))
         return await self._run(lambda shard: shard.count(request))
 
     async def reset(self) -> None:
@@ -155,8 +155,15 @@ class QdrantEdgeIndex:
                     size=self._dimension,
                     distance=qe.Distance.Cosine,
                     # Multitenant graph: links within each tenant only (payload_m), as Qdrant
-                    # recommends when every search filters by an is_tenant field.
-                    hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000, payload_m=16),
+                    # recommends when every search filters by an is_tenant field. Indexing
+                    # leaves one core to the searches that run meanwhile.
+                    hnsw_config=qe.HnswIndexConfig(
+                        m=0,
+                        ef_construct=100,
+                        full_scan_threshold=10_000,
+                        max_indexing_threads=max(1, _cpus() - 1),
+                        payload_m=16,
+                    ),
                 )
             },
             sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
@@ -180,20 +187,17 @@ class QdrantEdgeIndex:
         existing = shard.info().payload_schema
         for field, schema in _index_schemas():
             if field not in existing:
-                self._update(shard, qe.UpdateOperation.create_field_index(field, schema))
+                self._write(shard, qe.UpdateOperation.create_field_index(field, schema))
         with self._updates:
             self._submit_optimize()
 
-    def _upsert(self, shard: qe.EdgeShard, points: list[qe.Point]) -> None:
-        with self._updates:
-            shard.update(qe.UpdateOperation.upsert_points(points))
-            self._unoptimized += len(points)
-            if self._unoptimized >= self._optimize_every:
-                self._submit_optimize()
-
-    def _update(self, shard: qe.EdgeShard, operation: qe.UpdateOperation) -> None:
+    def _write(self, shard: qe.EdgeShard, operation: qe.UpdateOperation, points: int = 0) -> None:
+        """Apply one update; optimize in the background once enough points changed."""
         with self._updates:
             shard.update(operation)
+            self._unoptimized += points
+            if self._unoptimized >= self._optimize_every:
+                self._submit_optimize()
 
     def _submit_optimize(self) -> None:
         """Start one background optimization unless one is running (caller holds _updates)."""
@@ -213,6 +217,8 @@ class QdrantEdgeIndex:
             self._optimizing.result()
 
     def _reset(self) -> None:
+        if self._closed:
+            raise RuntimeError("the Edge index is closed")
         self._wait_optimizer()
         with self._gate.exclusive():
             if self._shard is not None:
@@ -234,6 +240,13 @@ class QdrantEdgeIndex:
                 self._shard = None
 
 
+def _cpus() -> int:
+    """CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def _index_schemas() -> list[tuple[str, Any]]:
     """Payload indexes; only the tenant field shapes the HNSW graph, the rest serve filters."""
     schemas: list[tuple[str, Any]] = [("tenant_id", qe.KeywordIndexParams(is_tenant=True))]
@@ -242,25 +255,36 @@ def _index_schemas() -> list[tuple[str, Any]]:
     return schemas
 
 
-def _point(point: VectorPoint) -> qe.Point:
-    vector = {DENSE: point.dense, SPARSE: qe.SparseVector(point.sparse.indices, point.sparse.values)}
-    return qe.Point(point.id, vector, point.payload)
+def _sparse(vector: SparseVector) -> qe.SparseVector:
+    # Checked here: the 0.9.0 engine panics on unequal lengths and may be left inconsistent.
+    if len(vector.indices) != len(vector.values) or len(set(vector.indices)) != len(vector.indices):
+        raise ValueError("a sparse vector needs unique indices, one value each")
+    return qe.SparseVector(vector.indices, vector.values)
+
+
+def _upsert(points: Sequence[VectorPoint]) -> qe.UpdateOperation:
+    vectors = [{DENSE: p.dense, SPARSE: _sparse(p.sparse)} for p in points]
+    return qe.UpdateOperation.upsert_points([qe.Point(p.id, v, p.payload) for p, v in zip(points, vectors)])
 
 
 def _request(query: VectorQuery) -> qe.QueryRequest | None:
     """The engine query, or None when a sparse query has no terms."""
     if (query.dense is None) == (query.sparse is None):
         raise ValueError("a vector query sets exactly one of dense and sparse")
+    params: qe.SearchParams | None = None
     if query.dense is not None:
         nearest = qe.Query.Nearest(query.dense, using=DENSE)
     elif query.sparse is not None and query.sparse.indices:
-        nearest = qe.Query.Nearest(qe.SparseVector(query.sparse.indices, query.sparse.values), using=SPARSE)
+        nearest = qe.Query.Nearest(_sparse(query.sparse), using=SPARSE)
+        # IDF statistics over the tenant's own points, not over every tenant's.
+        params = qe.SearchParams(idf=qe.IdfParams(corpus=_tenant(query.filter.tenant_id)))
     else:
         return None
     return qe.QueryRequest(
         limit=query.limit,
         query=nearest,
         filter=_filter(query.filter),
+        params=params,
         with_payload=True,
         with_vector=False,
     )
@@ -274,6 +298,10 @@ def _eq(key: str, value: str | int | float | bool) -> qe.FieldCondition:
     if isinstance(value, float):
         return qe.FieldCondition(key, range=qe.RangeFloat(gte=value, lte=value))
     return qe.FieldCondition(key, match=qe.MatchValue(value))
+
+
+def _tenant(tenant_id: str) -> qe.Filter:
+    return qe.Filter(must=[_eq("tenant_id", tenant_id)])
 
 
 def _filter(f: VectorFilter) -> qe.Filter:

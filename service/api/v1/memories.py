@@ -1,0 +1,194 @@
+"""/v1/memories: long-term memories, their history, and recall."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Path, Query, Response, status
+
+from service.api.deps import MemoriesDep, SearchDep, StateDep, TenantDep
+from service.api.routing import resource_router
+from service.domain import ranking
+from service.domain.clock import as_utc, now
+from service.domain.memories import NewMemory
+from service.domain.search import SearchQuery
+from service.schemas.common import ClientId, Page
+from service.schemas.memories import (
+    Memory,
+    MemoryBatch,
+    MemoryCreate,
+    MemoryHistory,
+    MemoryType,
+    MemoryUpdate,
+    MemoryVersion,
+    MemoryWriteResult,
+    MemoryWriteResults,
+    ScoreParts,
+    SearchHit,
+    SearchRequest,
+    SearchResults,
+)
+from service.storage.records import MemoryQuery, MemoryRecord
+
+router = resource_router("memories", "/memories")
+
+MemoryId = Annotated[str, Path(min_length=1, max_length=64, description="The memory's id.")]
+
+
+def to_schema(record: MemoryRecord) -> Memory:
+    return Memory(
+        id=record.id,
+        user_id=record.user_id,
+        session_id=record.session_id,
+        agent_id=record.agent_id,
+        type=record.type,  # type: ignore[arg-type]
+        content=record.content,
+        modality=record.modality,  # type: ignore[arg-type]
+        media_url=record.media_url,
+        importance=record.importance,
+        topic=record.topic,
+        keywords=record.keywords,
+        metadata=record.metadata,
+        speaker=record.speaker,
+        event_time=record.event_time,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+        expires_at=record.expires_at,
+        source_ids=record.source_ids,
+        version=record.version,
+    )
+
+
+def _new(body: MemoryCreate) -> NewMemory:
+    return NewMemory(**body.model_dump())
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return as_utc(value) if value else None
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=MemoryWriteResults,
+    responses={200: {"model": MemoryWriteResults, "description": "Every memory was already kept"}},
+)
+async def create_memories(
+    body: MemoryCreate | MemoryBatch, memories: MemoriesDep, tenant: TenantDep, response: Response
+) -> MemoryWriteResults:
+    """Store one memory or a batch; identical or near-identical ones return the memory already kept."""
+    batch = body.memories if isinstance(body, MemoryBatch) else [body]
+    outcomes = await memories.add(tenant, [_new(m) for m in batch])
+    if all(o.status != "created" for o in outcomes):
+        response.status_code = status.HTTP_200_OK
+    return MemoryWriteResults(
+        items=[MemoryWriteResult(memory=to_schema(o.memory), status=o.status) for o in outcomes]  # type: ignore[arg-type]
+    )
+
+
+@router.get("", response_model=Page[Memory])
+async def list_memories(
+    memories: MemoriesDep,
+    tenant: TenantDep,
+    state: StateDep,
+    user_id: Annotated[ClientId | None, Query()] = None,
+    session_id: Annotated[ClientId | None, Query()] = None,
+    type: Annotated[list[MemoryType] | None, Query(description="One or more types.")] = None,
+    topic: Annotated[str | None, Query(max_length=128)] = None,
+    after: Annotated[datetime | None, Query(description="Event time at or after this.")] = None,
+    before: Annotated[datetime | None, Query(description="Event time before this.")] = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> Page[Memory]:
+    """List memories, newest first, with filters."""
+    query = MemoryQuery(
+        tenant_id=tenant,
+        limit=min(limit, state.settings.max_page_size),
+        alive_at=now(),
+        user_id=user_id,
+        session_id=session_id,
+        types=tuple(type) if type else None,
+        topic=topic,
+        after=_utc(after),
+        before=_utc(before),
+        cursor=cursor,
+    )
+    page = await memories.list(query)
+    return Page[Memory](items=[to_schema(m) for m in page.items], next_cursor=page.next_cursor)
+
+
+@router.post("/search", response_model=SearchResults)
+async def search_memories(body: SearchRequest, search: SearchDep, tenant: TenantDep) -> SearchResults:
+    """Hybrid recall over a user's memories, each hit with its score and the parts behind it."""
+    w = body.weights
+    params = ranking.RankingParams(
+        semantic_weight=w.semantic,
+        keyword_weight=w.keyword,
+        speaker_weight=w.speaker,
+        date_weight=w.date,
+        context_weight=w.context,
+        recency_weight=w.recency,
+        recency_half_life_days=w.recency_half_life_days,
+        importance_weight=w.importance,
+    )
+    query = SearchQuery(
+        tenant_id=tenant,
+        query=body.query,
+        user_id=body.user_id,
+        limit=body.limit,
+        mode=body.mode,
+        session_id=body.session_id,
+        agent_id=body.agent_id,
+        types=tuple(body.types) if body.types else None,
+        topics=tuple(body.topics) if body.topics else None,
+        metadata=body.metadata,
+        after=_utc(body.after),
+        before=_utc(body.before),
+        params=params,
+        mmr_lambda=body.mmr,
+        min_score=body.min_score,
+    )
+    found = await search.search(query)
+    return SearchResults(
+        items=[SearchHit(memory=to_schema(f.memory), score=f.score, parts=ScoreParts(**f.parts)) for f in found]
+    )
+
+
+@router.get("/{memory_id}", response_model=Memory)
+async def get_memory(memory_id: MemoryId, memories: MemoriesDep, tenant: TenantDep) -> Memory:
+    """Read one memory."""
+    return to_schema(await memories.get(tenant, memory_id))
+
+
+@router.patch("/{memory_id}", response_model=Memory)
+async def update_memory(memory_id: MemoryId, body: MemoryUpdate, memories: MemoriesDep, tenant: TenantDep) -> Memory:
+    """Change a memory; the old version is kept in its history."""
+    changes = body.model_dump(exclude_unset=True)
+    for name in ("event_time", "expires_at"):
+        if changes.get(name) is not None:
+            changes[name] = as_utc(changes[name])
+    for name in ("content", "type", "modality", "importance", "keywords", "metadata", "event_time"):
+        if name in changes and changes[name] is None:
+            del changes[name]
+    return to_schema(await memories.update(tenant, memory_id, changes))
+
+
+@router.delete("/{memory_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+async def delete_memory(memory_id: MemoryId, memories: MemoriesDep, tenant: TenantDep) -> Response:
+    """Delete a memory; its history keeps a tombstone."""
+    await memories.delete(tenant, memory_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{memory_id}/history", response_model=MemoryHistory)
+async def get_memory_history(memory_id: MemoryId, memories: MemoriesDep, tenant: TenantDep) -> MemoryHistory:
+    """Every version of a memory, oldest first, ending with a tombstone if it was deleted."""
+    versions = await memories.history(tenant, memory_id)
+    return MemoryHistory(
+        memory_id=memory_id,
+        versions=[
+            MemoryVersion(version=v.version, op=v.op, changes=v.changes, snapshot=v.snapshot, at=v.at)  # type: ignore[arg-type]
+            for v in versions
+        ],
+    )

@@ -1,0 +1,281 @@
+"""Long-term memories: create (with de-duplication), read, list, change, delete, history."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+from uuid import uuid4
+
+from service.domain import records
+from service.domain.clock import as_utc, now
+from service.domain.errors import InvalidInput, LimitExceeded, NotFound
+from service.domain.indexing import SYNC_MEMORY, Indexer
+from service.embedding.text import keywords as extract_keywords
+from service.storage.errors import InvalidCursor
+from service.storage.ports import Database, Embedder, Repos, VectorIndex
+from service.storage.records import MemoryQuery, MemoryRecord, MemoryVersion, Page, VectorFilter, VectorQuery
+
+log = logging.getLogger(__name__)
+
+CREATED, DUPLICATE, MERGED = "created", "duplicate", "merged"
+
+
+@dataclass(frozen=True, slots=True)
+class NewMemory:
+    user_id: str
+    content: str
+    type: str = "semantic"
+    session_id: str | None = None
+    agent_id: str | None = None
+    modality: str = "text"
+    media_url: str | None = None
+    importance: float = 0.5
+    topic: str | None = None
+    keywords: list[str] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    event_time: datetime | None = None
+    expires_at: datetime | None = None
+    source_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    memory: MemoryRecord
+    status: str  # created | duplicate | merged
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryLimits:
+    max_batch_items: int
+    max_content_chars: int
+    dedup_similarity: float
+
+
+def alive(memory: MemoryRecord, at: datetime) -> bool:
+    return memory.expires_at is None or memory.expires_at > at
+
+
+def build(tenant_id: str, new: NewMemory, at: datetime) -> MemoryRecord:
+    return MemoryRecord(
+        tenant_id=tenant_id,
+        id=str(uuid4()),
+        user_id=new.user_id,
+        session_id=new.session_id,
+        agent_id=new.agent_id,
+        type=new.type,
+        content=new.content,
+        modality=new.modality,
+        media_url=new.media_url,
+        importance=new.importance,
+        topic=new.topic,
+        keywords=new.keywords if new.keywords is not None else extract_keywords(new.content),
+        metadata=new.metadata,
+        speaker=None,
+        event_time=as_utc(new.event_time) if new.event_time else at,
+        created_at=at,
+        updated_at=at,
+        expires_at=as_utc(new.expires_at) if new.expires_at else None,
+        source_ids=list(new.source_ids),
+        position=None,
+        version=1,
+        content_hash=records.content_hash(new.content),
+    )
+
+
+async def record_created(repos: Repos, memories: Sequence[MemoryRecord]) -> list[int]:
+    """Store new memories with their first version and queue them for indexing (one transaction)."""
+    if not memories:
+        return []
+    tenant = memories[0].tenant_id
+    await repos.memories.insert_many(memories)
+    await repos.memories.add_versions(tenant, [records.version(m, CREATED, {}, m.created_at) for m in memories])
+    return await repos.jobs.enqueue(tenant, SYNC_MEMORY, [m.id for m in memories])
+
+
+class MemoryService:
+    def __init__(
+        self,
+        db: Database,
+        embedder: Embedder,
+        vectors: VectorIndex,
+        indexer: Indexer,
+        limits: MemoryLimits,
+        wake: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._db = db
+        self._embedder = embedder
+        self._vectors = vectors
+        self._indexer = indexer
+        self._limits = limits
+        self._wake = wake
+
+    def _check(self, batch: Sequence[NewMemory]) -> None:
+        if not batch:
+            raise InvalidInput("memories must hold at least one memory")
+        if len(batch) > self._limits.max_batch_items:
+            raise LimitExceeded(f"a batch holds at most {self._limits.max_batch_items} memories; got {len(batch)}")
+        for index, memory in enumerate(batch):
+            if not memory.content.strip():
+                raise InvalidInput(f"memories[{index}].content must not be blank")
+            if len(memory.content) > self._limits.max_content_chars:
+                raise LimitExceeded(
+                    f"memories[{index}].content has {len(memory.content)} characters; "
+                    f"the limit is {self._limits.max_content_chars}"
+                )
+
+    async def add(self, tenant_id: str, batch: Sequence[NewMemory]) -> list[Outcome]:
+        """Store new memories; identical or near-identical ones return the memory already kept."""
+        self._check(batch)
+        at = now()
+        candidates = [build(tenant_id, new, at) for new in batch]
+        vectors = await self._embedder.embed([self._indexer.texts(m).dense for m in candidates])
+        near = await self._near_duplicates(candidates, vectors, at)
+        outcomes: list[Outcome] = []
+        created: list[tuple[MemoryRecord, list[float]]] = []
+        async with self._db.transaction() as repos:
+            exact = await self._exact_duplicates(repos, candidates, at)
+            seen: dict[tuple[str, str, str], MemoryRecord] = {}
+            merges: dict[str, MemoryRecord] = {}
+            for memory, vector in zip(candidates, vectors, strict=True):
+                key = (memory.user_id, memory.type, memory.content_hash)
+                if key in exact or key in seen:
+                    outcomes.append(Outcome(exact.get(key) or seen[key], DUPLICATE))
+                elif memory.id in near:
+                    target = merges.get(near[memory.id].id, near[memory.id])
+                    merged = self._merge(target, memory, at)
+                    merges[target.id] = merged
+                    outcomes.append(Outcome(merged, MERGED))
+                else:
+                    seen[key] = memory
+                    created.append((memory, vector))
+                    outcomes.append(Outcome(memory, CREATED))
+            jobs = await record_created(repos, [m for m, _ in created])
+            for merged in merges.values():
+                await self._save_change(repos, merged, MERGED)
+        await self._index_now(created, jobs)
+        return [Outcome(merges.get(o.memory.id, o.memory), o.status) for o in outcomes]
+
+    async def _exact_duplicates(
+        self, repos: Repos, candidates: Sequence[MemoryRecord], at: datetime
+    ) -> dict[tuple[str, str, str], MemoryRecord]:
+        found: dict[tuple[str, str, str], MemoryRecord] = {}
+        groups: dict[tuple[str, str], list[str]] = {}
+        for m in candidates:
+            groups.setdefault((m.user_id, m.type), []).append(m.content_hash)
+        for (user_id, type_), hashes in groups.items():
+            for existing in await repos.memories.find_by_hash(candidates[0].tenant_id, user_id, type_, hashes):
+                if alive(existing, at):
+                    found.setdefault((existing.user_id, existing.type, existing.content_hash), existing)
+        return found
+
+    async def _near_duplicates(
+        self, candidates: Sequence[MemoryRecord], vectors: Sequence[list[float]], at: datetime
+    ) -> dict[str, MemoryRecord]:
+        """Candidate id -> an indexed memory of the same user and type above the similarity threshold."""
+        threshold = self._limits.dedup_similarity
+        if threshold >= 1.0:
+            return {}
+        hits: dict[str, str] = {}
+        for memory, vector in zip(candidates, vectors, strict=True):
+            where = VectorFilter(
+                tenant_id=memory.tenant_id, user_id=memory.user_id, types=(memory.type,), alive_at=at.timestamp()
+            )
+            found = await self._vectors.search(VectorQuery(filter=where, limit=1, dense=vector))
+            if found and found[0].score >= threshold:
+                hits[memory.id] = found[0].id
+        if not hits:
+            return {}
+        async with self._db.transaction() as repos:
+            existing = {m.id: m for m in await repos.memories.get_many(candidates[0].tenant_id, list(set(hits.values())))}
+        return {cid: existing[mid] for cid, mid in hits.items() if mid in existing and alive(existing[mid], at)}
+
+    @staticmethod
+    def _merge(target: MemoryRecord, new: MemoryRecord, at: datetime) -> MemoryRecord:
+        changes = {
+            "importance": max(target.importance, new.importance),
+            "keywords": list(dict.fromkeys([*target.keywords, *new.keywords])),
+            "metadata": {**new.metadata, **target.metadata},
+        }
+        merged = records.apply_changes(target, changes, at)
+        return replace(merged, source_ids=list(dict.fromkeys([*target.source_ids, *new.source_ids])))
+
+    async def _save_change(self, repos: Repos, memory: MemoryRecord, op: str) -> None:
+        previous = (await repos.memories.get_many(memory.tenant_id, [memory.id]))[0]
+        await repos.memories.replace(memory)
+        await repos.memories.add_versions(
+            memory.tenant_id, [records.version(memory, op, records.diff(previous, memory), memory.updated_at)]
+        )
+        await repos.jobs.enqueue(memory.tenant_id, SYNC_MEMORY, [memory.id])
+
+    async def _index_now(self, created: Sequence[tuple[MemoryRecord, list[float]]], jobs: list[int]) -> None:
+        """Index fresh memories at once (read-your-writes); the outbox retries if this fails."""
+        if not created:
+            return
+        try:
+            await self._indexer.upsert([m for m, _ in created], [v for _, v in created])
+            async with self._db.transaction() as repos:
+                await repos.jobs.complete(jobs)
+        except Exception:  # noqa: BLE001 - the outbox job is still there
+            log.warning("inline indexing failed; the background worker will retry", exc_info=True)
+        self._wake()
+
+    async def get(self, tenant_id: str, memory_id: str) -> MemoryRecord:
+        async with self._db.transaction() as repos:
+            found = await repos.memories.get_many(tenant_id, [memory_id])
+        if not found or not alive(found[0], now()):
+            raise NotFound(f"memory {memory_id!r} not found")
+        return found[0]
+
+    async def list(self, query: MemoryQuery) -> Page[MemoryRecord]:
+        try:
+            async with self._db.transaction() as repos:
+                return await repos.memories.list(query)
+        except InvalidCursor as exc:
+            raise InvalidInput(str(exc)) from exc
+
+    async def update(self, tenant_id: str, memory_id: str, changes: dict[str, Any]) -> MemoryRecord:
+        if "content" in changes:
+            self._check([NewMemory(user_id="-", content=changes["content"])])
+        at = now()
+        async with self._db.transaction() as repos:
+            found = await repos.memories.get_many(tenant_id, [memory_id])
+            if not found or not alive(found[0], at):
+                raise NotFound(f"memory {memory_id!r} not found")
+            if "content" in changes and "keywords" not in changes:
+                changes = {**changes, "keywords": extract_keywords(changes["content"])}
+            updated = records.apply_changes(found[0], changes, at)
+            await self._save_change(repos, updated, "updated")
+        self._wake()
+        return updated
+
+    async def delete(self, tenant_id: str, memory_id: str) -> None:
+        at = now()
+        async with self._db.transaction() as repos:
+            found = await repos.memories.get_many(tenant_id, [memory_id])
+            if not found:
+                raise NotFound(f"memory {memory_id!r} not found")
+            await remove(repos, found, "deleted", at)
+        self._wake()
+
+    async def history(self, tenant_id: str, memory_id: str) -> list[MemoryVersion]:
+        async with self._db.transaction() as repos:
+            versions = await repos.memories.history(tenant_id, memory_id)
+        if not versions:
+            raise NotFound(f"memory {memory_id!r} not found")
+        return versions
+
+
+async def remove(repos: Repos, memories: Sequence[MemoryRecord], op: str, at: datetime) -> None:
+    """Delete memories, leave a tombstone version for each, and queue their vectors for removal."""
+    if not memories:
+        return
+    tenant = memories[0].tenant_id
+    tombstones: list[MemoryVersion] = [
+        records.version(replace(m, version=m.version + 1), op, {}, at) for m in memories
+    ]
+    await repos.memories.delete_many(tenant, [m.id for m in memories])
+    await repos.memories.add_versions(tenant, tombstones)
+    await repos.jobs.enqueue(tenant, SYNC_MEMORY, [m.id for m in memories])

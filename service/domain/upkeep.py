@@ -1,0 +1,48 @@
+"""Periodic upkeep: purge expired memories, refresh the state gauges."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from service.domain.clock import now
+from service.domain.memories import remove
+from service.observability.metrics import Metrics
+from service.storage.ports import Database
+from service.storage.records import MemoryRecord
+
+
+async def purge_expired(db: Database, batch: int = 500) -> int:
+    """Delete expired memories (tombstoned as ``expired``) and queue their vectors for removal."""
+    at = now()
+    async with db.transaction() as repos:
+        expired = await repos.memories.expired(at, batch)
+        by_tenant: dict[str, list[MemoryRecord]] = defaultdict(list)
+        for memory in expired:
+            by_tenant[memory.tenant_id].append(memory)
+        for memories in by_tenant.values():
+            await remove(repos, memories, "expired", at)
+    return len(expired)
+
+
+async def refresh_state_gauges(db: Database, metrics: Metrics) -> None:
+    """One grouped count per refresh interval (not per scrape)."""
+    async with db.transaction() as repos:
+        by_type = await repos.memories.count_by_type()
+        sessions, messages = await repos.sessions.count(), await repos.messages.count()
+    metrics.set_state_counts(sessions, messages, by_type)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueState:
+    pending: int
+    failed: int
+    oldest_pending_age_seconds: float | None
+
+
+async def queue_state(db: Database, tenant_id: str | None = None) -> QueueState:
+    """How much background work waits (for one tenant, or all), and the age of the oldest job."""
+    async with db.transaction() as repos:
+        stats = await repos.jobs.stats(tenant_id)
+    age = (now() - stats.oldest_pending).total_seconds() if stats.oldest_pending else None
+    return QueueState(stats.pending, stats.failed, age)

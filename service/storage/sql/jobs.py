@@ -1,0 +1,87 @@
+"""SQL store for the job outbox: claim with a lease (SKIP LOCKED on Postgres), complete, retry."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.storage.records import Job, QueueStats
+from service.storage.sql.models import JobRow
+
+PENDING, FAILED = "pending", "failed"
+
+
+@dataclass(slots=True)
+class SqlJobs:
+    db: AsyncSession
+
+    async def enqueue(self, tenant_id: str, kind: str, subjects: Sequence[str]) -> list[int]:
+        if not subjects:
+            return []
+        now = datetime.now(UTC)
+        rows = [
+            {
+                "tenant_id": tenant_id,
+                "kind": kind,
+                "subject": subject,
+                "status": PENDING,
+                "attempts": 0,
+                "available_at": now,
+                "locked_until": None,
+                "last_error": None,
+                "created_at": now,
+            }
+            for subject in subjects
+        ]
+        result = await self.db.execute(insert(JobRow).returning(JobRow.id, sort_by_parameter_order=True), rows)
+        return list(result.scalars().all())
+
+    async def claim(self, now: datetime, lease_seconds: float, limit: int) -> list[Job]:
+        ready = (
+            select(JobRow.id)
+            .where(
+                JobRow.status == PENDING,
+                JobRow.available_at <= now,
+                or_(JobRow.locked_until.is_(None), JobRow.locked_until < now),
+            )
+            .order_by(JobRow.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        stmt = (
+            update(JobRow)
+            .where(JobRow.id.in_(ready.scalar_subquery()))
+            .values(locked_until=now + timedelta(seconds=lease_seconds), attempts=JobRow.attempts + 1)
+            .returning(JobRow.id, JobRow.tenant_id, JobRow.kind, JobRow.subject, JobRow.attempts, JobRow.created_at)
+        )
+        rows = (await self.db.execute(stmt, execution_options={"synchronize_session": False})).all()
+        return sorted((Job(*row) for row in rows), key=lambda job: job.id)
+
+    async def complete(self, ids: Sequence[int]) -> None:
+        if ids:
+            await self.db.execute(delete(JobRow).where(JobRow.id.in_(list(ids))))
+
+    async def retry(self, job_id: int, error: str, available_at: datetime) -> None:
+        stmt = update(JobRow).where(JobRow.id == job_id).values(
+            available_at=available_at, locked_until=None, last_error=error[:2000]
+        )
+        await self.db.execute(stmt)
+
+    async def fail(self, job_id: int, error: str) -> None:
+        stmt = update(JobRow).where(JobRow.id == job_id).values(status=FAILED, locked_until=None, last_error=error[:2000])
+        await self.db.execute(stmt)
+
+    async def stats(self, tenant_id: str | None = None) -> QueueStats:
+        stmt = select(JobRow.status, func.count(), func.min(JobRow.created_at)).group_by(JobRow.status)
+        if tenant_id is not None:
+            stmt = stmt.where(JobRow.tenant_id == tenant_id)
+        by_status = {status: (count, oldest) for status, count, oldest in (await self.db.execute(stmt)).all()}
+        pending, oldest = by_status.get(PENDING, (0, None))
+        failed, _ = by_status.get(FAILED, (0, None))
+        if oldest is not None and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=UTC)
+        return QueueStats(pending=pending, failed=failed, oldest_pending=oldest)

@@ -1,0 +1,61 @@
+"""The standalone processes: `memory-service worker` and `memory-service reindex`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections import defaultdict
+
+from prometheus_client import start_http_server
+
+from service.lifespan import background, build_state, open_backends
+from service.observability.metrics import Metrics
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+REINDEX_PAGE = 256
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run the background jobs (outbox indexing, purges, gauges) until SIGTERM/SIGINT or ``stop``."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    metrics = Metrics()
+    async with open_backends(settings, metrics) as backends:
+        state = build_state(settings, backends, metrics)
+        if settings.worker_metrics_port:
+            start_http_server(settings.worker_metrics_port, registry=metrics.registry)
+        supervisor = background(state)
+        supervisor.start()
+        log.info("worker started")
+        try:
+            await stop.wait()
+        finally:
+            await supervisor.stop()
+            log.info("worker stopped")
+
+
+async def reindex(settings: Settings) -> int:
+    """Rebuild the vector index from SQL, the source of truth; returns how many memories were read."""
+    metrics = Metrics()
+    async with open_backends(settings, metrics) as backends:
+        state = build_state(settings, backends, metrics)
+        await backends.vectors.reset()
+        after, seen = "", 0
+        while True:
+            async with backends.db.transaction() as repos:
+                page = await repos.memories.scan(after, REINDEX_PAGE)
+            if not page:
+                return seen
+            by_tenant: dict[str, list[str]] = defaultdict(list)
+            for memory in page:
+                by_tenant[memory.tenant_id].append(memory.id)
+            for tenant, ids in by_tenant.items():
+                await state.indexer.sync(tenant, ids)
+            seen += len(page)
+            after = page[-1].id
+            log.info("reindexed %d memories", seen)

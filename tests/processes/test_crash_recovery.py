@@ -1,0 +1,81 @@
+"""Kill the service while it is indexing: nothing it acknowledged may be missing afterwards.
+
+Then lose the vector index entirely and rebuild it with `memory-service reindex`: SQL is the
+source of truth and the vectors are derived data.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.processes.harness import run, serve, wait_drained
+
+MESSAGES = 300
+BATCH = 50
+
+
+def word(i: int) -> str:
+    """A made-up word that only message ``i`` contains, so a keyword search must find exactly it."""
+    letters = "bcdfghjklmnpqrstvwxz"
+    return "zq" + "".join(letters[int(d)] for d in f"{i:04d}")
+
+
+@pytest.fixture(params=["embedded", "postgres+redis"])
+def server_settings(request: pytest.FixtureRequest) -> dict[str, str]:
+    if request.param == "embedded":
+        return {}
+    return {"database_url": request.getfixturevalue("pg_url"), "redis_url": request.getfixturevalue("redis_url")}
+
+
+def assert_all_recalled(client: httpx.Client, acknowledged: dict[int, str]) -> None:
+    missing = []
+    for i, message_id in acknowledged.items():
+        assert client.get(f"/v1/memories/{message_id}").status_code == 200
+        body = {"query": word(i), "user_id": "crash-user", "mode": "keyword", "limit": 1}
+        hits = client.post("/v1/memories/search", json=body).json()["items"]
+        if not hits or hits[0]["memory"]["id"] != message_id:
+            missing.append(i)
+    assert not missing, f"{len(missing)} acknowledged messages are not recalled, e.g. {missing[:5]}"
+
+
+def test_killed_while_indexing_then_recovered_then_reindexed(tmp_path: Path, server_settings: dict[str, str]) -> None:
+    log = tmp_path / "service.log"
+    first = serve(tmp_path, log, **server_settings).start().wait_ready()
+    acknowledged: dict[int, str] = {}
+    try:
+        with httpx.Client(base_url=first.url, timeout=60) as client:
+            assert client.post("/v1/sessions", json={"id": "crash", "user_id": "crash-user"}).status_code == 201
+            for start in range(0, MESSAGES, BATCH):
+                batch = [{"role": "user", "content": f"note {i}: remember {word(i)}"} for i in range(start, start + BATCH)]
+                response = client.post("/v1/sessions/crash/messages", json={"messages": batch})
+                assert response.status_code == 201
+                acknowledged.update({start + n: m["id"] for n, m in enumerate(response.json()["items"])})
+            pending_at_kill = client.get("/v1/admin/queue").json()["pending"]
+            first.kill()
+    finally:
+        first.stop()
+    assert pending_at_kill > 0, "indexing finished before the kill; the test did not interrupt it"
+
+    second = serve(tmp_path, log, **server_settings).start().wait_ready()
+    try:
+        with httpx.Client(base_url=second.url, timeout=60) as client:
+            wait_drained(client)
+            assert_all_recalled(client, acknowledged)
+    finally:
+        second.stop()
+
+    shutil.rmtree(tmp_path / "qdrant-edge")  # every vector is gone
+    result = run(["reindex"], tmp_path, **server_settings)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert int(result.stdout.split()[1]) >= MESSAGES, result.stdout  # "reindexed N memories"
+
+    third = serve(tmp_path, log, **server_settings).start().wait_ready()
+    try:
+        with httpx.Client(base_url=third.url, timeout=60) as client:
+            assert_all_recalled(client, acknowledged)
+    finally:
+        third.stop()

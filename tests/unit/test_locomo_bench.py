@@ -1,0 +1,348 @@
+"""Unit tests of the LoCoMo benchmark's pure parts: no service, no model, no data file."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from bench.locomo import (
+    BM25,
+    BenchError,
+    Conversation,
+    Question,
+    ServiceClient,
+    aggregate,
+    clean_evidence,
+    evaluate_mode,
+    filler_memories,
+    hit_at_k,
+    ingest,
+    latency_summary,
+    parse_conversation,
+    parse_session_datetime,
+    render_markdown,
+    recall_at_k,
+    reciprocal_rank,
+    result_dia_ids,
+    rrf,
+    score_question,
+    tokenize,
+    top_k,
+    wait_for_queue,
+)
+
+
+class TestParseSessionDatetime:
+    def test_afternoon(self) -> None:
+        assert parse_session_datetime("1:56 pm on 8 May, 2023") == datetime(
+            2023, 5, 8, 13, 56, tzinfo=UTC
+        )
+
+    def test_morning(self) -> None:
+        assert parse_session_datetime("10:04 am on 19 December, 2023") == datetime(
+            2023, 12, 19, 10, 4, tzinfo=UTC
+        )
+
+    def test_noon_and_midnight(self) -> None:
+        assert parse_session_datetime("12:30 pm on 1 January, 2022").hour == 12
+        assert parse_session_datetime("12:05 am on 1 January, 2022").hour == 0
+
+    def test_lenient_spacing_and_abbreviated_month(self) -> None:
+        assert parse_session_datetime(" 7:48 PM on 21 Sep 2023 ") == datetime(
+            2023, 9, 21, 19, 48, tzinfo=UTC
+        )
+
+    @pytest.mark.parametrize("value", ["", "yesterday", "13:00 pm on 1 May, 2023",
+                                       "1:00 pm on 1 Mayday, 2023"])
+    def test_rejects_garbage(self, value: str) -> None:
+        with pytest.raises(ValueError):
+            parse_session_datetime(value)
+
+
+class TestCleanEvidence:
+    valid = {"D8:6", "D9:17", "D11:26", "D30:5", "D1:3", "D1:18", "D1:20"}
+
+    def test_well_formed_ids_pass(self) -> None:
+        assert clean_evidence(["D1:3"], self.valid) == ("D1:3",)
+
+    def test_semicolon_joined_ids_are_split(self) -> None:
+        assert clean_evidence(["D8:6; D9:17"], self.valid) == ("D8:6", "D9:17")
+
+    def test_stray_colon_is_dropped(self) -> None:
+        assert clean_evidence(["D:11:26"], self.valid) == ("D11:26",)
+
+    def test_leading_zeros_are_dropped(self) -> None:
+        assert clean_evidence(["D30:05"], self.valid) == ("D30:5",)
+
+    def test_ids_naming_no_turn_are_dropped(self) -> None:
+        assert clean_evidence(["D1:18", "D", "D1:20", "D10:19", ""], self.valid) == (
+            "D1:18",
+            "D1:20",
+        )
+
+    def test_duplicates_are_dropped_in_order(self) -> None:
+        assert clean_evidence(["D9:17", "D8:6; D9:17"], self.valid) == ("D9:17", "D8:6")
+
+
+def _raw_conversation() -> dict[str, Any]:
+    return {
+        "sample_id": "conv-x",
+        "conversation": {
+            "speaker_a": "Ann",
+            "speaker_b": "Bob",
+            "session_2_date_time": "9:00 am on 2 May, 2023",
+            "session_2": [{"speaker": "Ann", "dia_id": "D2:1", "text": "Back again."}],
+            "session_1_date_time": "1:56 pm on 1 May, 2023",
+            "session_1": [
+                {"speaker": "Ann", "dia_id": "D1:1", "text": "Hi Bob!"},
+                {"speaker": "Bob", "dia_id": "D1:2", "text": "Look at this.",
+                 "blip_caption": "a photo of a dog"},
+            ],
+            "session_3_date_time": "9:00 am on 3 May, 2023",  # a date without turns
+        },
+        "qa": [
+            {"question": "q1", "answer": "a", "evidence": ["D1:02; D2:1"], "category": 1},
+            {"question": "q2", "answer": "a", "evidence": [], "category": 3},
+            {"question": "q3", "answer": "a", "evidence": ["D9:9"], "category": 4},
+            {"question": "q5", "adversarial_answer": "a", "evidence": ["D1:1"], "category": 5},
+        ],
+    }
+
+
+class TestParseConversation:
+    def test_turns_in_session_order_with_times(self) -> None:
+        conversation = parse_conversation(_raw_conversation())
+        assert [t.dia_id for t in conversation.turns] == ["D1:1", "D1:2", "D2:1"]
+        second = conversation.turns[1]
+        assert second.caption == "a photo of a dog"
+        assert second.created_at == datetime(2023, 5, 1, 13, 56, 1, tzinfo=UTC)
+        assert list(conversation.sessions()) == [1, 2]
+
+    def test_only_evaluable_questions_are_kept(self) -> None:
+        conversation = parse_conversation(_raw_conversation())
+        assert [(q.question, q.evidence) for q in conversation.questions] == [
+            ("q1", ("D1:2", "D2:1"))
+        ]
+
+
+class TestMetrics:
+    ranked = ["D1:1", "D1:2", "D1:3", "D1:4", "D1:5", "D1:6"]
+
+    def test_recall(self) -> None:
+        assert recall_at_k(self.ranked, ["D1:2", "D9:9"], 5) == 0.5
+        assert recall_at_k(self.ranked, ["D1:2", "D1:6"], 5) == 0.5
+        assert recall_at_k(self.ranked, ["D1:2", "D1:6"], 10) == 1.0
+        assert recall_at_k(self.ranked, ["D9:9"], 20) == 0.0
+
+    def test_hit(self) -> None:
+        assert hit_at_k(self.ranked, ["D1:6", "D9:9"], 5) == 0.0
+        assert hit_at_k(self.ranked, ["D1:6", "D9:9"], 10) == 1.0
+
+    def test_reciprocal_rank_uses_the_first_evidence(self) -> None:
+        assert reciprocal_rank(self.ranked, ["D1:4", "D1:2"]) == 0.5
+        assert reciprocal_rank(self.ranked, ["D9:9"]) == 0.0
+        assert reciprocal_rank(self.ranked, ["D1:6"], cutoff=5) == 0.0
+
+    def test_aggregate_per_category_and_overall(self) -> None:
+        multi = Question("c", "q", ("D1:1", "D1:6"), 1)
+        single = Question("c", "q", ("D1:3",), 4)
+        table = aggregate(
+            [score_question(multi, self.ranked), score_question(single, self.ranked)]
+        )
+        assert table["multi-hop"]["n"] == 1
+        assert table["multi-hop"]["recall@5"] == 0.5
+        assert table["multi-hop"]["mrr"] == 1.0
+        assert table["single-hop"]["mrr"] == pytest.approx(1 / 3)
+        assert table["temporal"] == {"n": 0}
+        assert table["overall"]["recall@5"] == 0.75
+        assert table["overall"]["hit@5"] == 1.0
+        assert table["overall"]["mrr"] == pytest.approx((1 + 1 / 3) / 2)
+
+    def test_latency_summary(self) -> None:
+        stats = latency_summary([float(v) for v in range(1, 101)])
+        assert stats["p50"] == pytest.approx(50.5)
+        assert stats["p99"] == pytest.approx(99.01)
+        assert latency_summary([]) == {"n": 0.0}
+
+
+class TestBM25:
+    docs = [
+        "Ann: I adopted a puppy named Max last week",
+        "Bob: The weather was awful, it rained all day",
+        "Ann: Max the puppy chewed my shoes",
+        "Bob: I painted a sunset over the lake",
+        "Ann: We went hiking in the mountains",
+        "Bob: My sister started a new job",
+    ]
+
+    def test_tokenize_lowercases_and_drops_stopwords(self) -> None:
+        assert tokenize("I don't like THE Sunset!") == ["like", "sunset"]
+
+    def test_ranks_matching_documents_first(self) -> None:
+        index = BM25([tokenize(d) for d in self.docs])
+        assert top_k(index.scores(tokenize("Who painted the sunset?")), 1) == [3]
+        ranking = top_k(index.scores(tokenize("puppy Max")), 6)
+        assert set(ranking[:2]) == {0, 2}
+        assert top_k(index.scores(tokenize("zebra")), 6) == [0, 1, 2, 3, 4, 5]  # ties: order
+
+    def test_okapi_formula(self) -> None:
+        index = BM25([["a", "b"], ["b"], ["c"], ["d"], ["e"]], k1=1.5, b=0.75)
+        # "a": one document of five, idf = ln(4.5 / 1.5); doc 0 has length 2, avgdl 1.2
+        expected = math.log(4.5 / 1.5) * 2.5 / (1 + 1.5 * (0.25 + 0.75 * 2 / 1.2))
+        assert index.scores(["a"])[0] == pytest.approx(expected)
+        assert index.scores(["a"])[1:].tolist() == [0.0] * 4
+
+    def test_negative_idf_is_floored(self) -> None:
+        index = BM25([["x", "y"], ["x"], ["x", "z"], ["a"], ["b"]], epsilon=0.25)
+        raw_x, raw_single = math.log(2.5 / 3.5), math.log(4.5 / 1.5)  # x is in 3 of 5 docs
+        assert raw_x < 0
+        assert index.idf["x"] == pytest.approx(0.25 * (raw_x + 4 * raw_single) / 5)
+        assert index.idf["y"] == pytest.approx(raw_single)
+
+    def test_rrf(self) -> None:
+        assert rrf([["a", "b", "c"], ["b", "a", "d"]])[:2] in (["a", "b"], ["b", "a"])
+        assert rrf([["a", "b"], ["b", "c"]])[0] == "b"
+
+
+class TestResultMapping:
+    def test_dia_ids_from_metadata_then_source_ids(self) -> None:
+        items = [
+            {"memory": {"metadata": {"dia_id": "D1:2"}, "source_ids": []}},
+            {"memory": {"metadata": {}, "source_ids": ["m1", "m3", "unknown"]}},
+            {"memory": {"metadata": {"dia_id": "D1:2"}}},
+            {"memory": {"metadata": None}},
+        ]
+        assert result_dia_ids(items, {"m1": "D1:1", "m3": "D1:3"}) == ["D1:2", "D1:1", "D1:3"]
+
+
+class TestFiller:
+    def test_deterministic_and_spread_over_users(self) -> None:
+        first = filler_memories(250, "run", users=10, seed=7)
+        assert first == filler_memories(250, "run", users=10, seed=7)
+        assert first != filler_memories(250, "run", users=10, seed=8)
+        assert len({m["user_id"] for m in first}) == 10
+        assert all(m["content"].endswith(".") for m in first)
+
+
+class FakeService:
+    """Records what the benchmark posts; the queue drains after two polls."""
+
+    def __init__(self) -> None:
+        self.sessions: list[dict[str, Any]] = []
+        self.messages: dict[str, list[dict[str, Any]]] = {}
+        self.polls = 0
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path == "/v1/admin/queue":
+            self.polls += 1
+            pending = 0 if self.polls == 1 or self.polls > 3 else 5
+            return httpx.Response(200, json={"pending": pending, "failed": 0,
+                                             "oldest_pending_age_seconds": None})
+        body = json.loads(request.content)
+        if path == "/v1/sessions":
+            self.sessions.append(body)
+            return httpx.Response(201, json=body)
+        if path.endswith("/messages"):
+            session_id = path.split("/")[3]
+            stored = self.messages.setdefault(session_id, [])
+            items = [{**m, "id": f"{session_id}#{len(stored) + i}"}
+                     for i, m in enumerate(body["messages"])]
+            stored.extend(body["messages"])
+            return httpx.Response(201, json={"items": items})
+        return httpx.Response(
+            404, json={"title": "Not Found", "status": 404},
+            headers={"content-type": "application/problem+json"},
+        )
+
+
+class TestIngest:
+    async def test_posts_sessions_and_messages_per_contract(self) -> None:
+        conversation: Conversation = parse_conversation(_raw_conversation())
+        fake = FakeService()
+        transport = httpx.MockTransport(fake.handler)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
+            stats, message_dia = await ingest(
+                ServiceClient(http), [conversation], "run1", concurrency=2, queue_timeout_s=5
+            )
+        assert sorted(s["id"] for s in fake.sessions) == ["run1-conv-x-s1", "run1-conv-x-s2"]
+        assert {s["user_id"] for s in fake.sessions} == {"run1-conv-x"}
+        first, second = fake.messages["run1-conv-x-s1"]
+        assert first == {
+            "role": "user", "content": "Hi Bob!", "name": "Ann",
+            "created_at": "2023-05-01T13:56:00+00:00", "metadata": {"dia_id": "D1:1"},
+        }
+        assert second["role"] == "assistant"
+        assert second["content"] == "Look at this. [image: a photo of a dog]"
+        assert second["created_at"] == "2023-05-01T13:56:01+00:00"
+        assert message_dia["run1-conv-x-s1#1"] == "D1:2"
+        assert stats.items == 3 and stats.requests == 4 and stats.failed_jobs == 0
+        assert fake.polls >= 3
+
+    async def test_queue_timeout_is_a_clear_error(self) -> None:
+        transport = httpx.MockTransport(
+            lambda request: httpx.Response(
+                200, json={"pending": 3, "failed": 1, "oldest_pending_age_seconds": 9.0}
+            )
+        )
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
+            with pytest.raises(BenchError, match="not drained"):
+                await wait_for_queue(ServiceClient(http), timeout_s=0.05, poll_s=0.01)
+
+    async def test_problem_details_surface_in_errors(self) -> None:
+        transport = httpx.MockTransport(FakeService().handler)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
+            with pytest.raises(BenchError, match="404: Not Found"):
+                await ServiceClient(http).search("q", "u", "hybrid", 20)
+
+
+class TestReport:
+    def test_markdown_has_every_method_and_the_performance_tables(self) -> None:
+        question = Question("c", "q", ("D1:1",), 2)
+        table = aggregate([score_question(question, ["D1:2", "D1:1"])])
+        phase = {"items": 10.0, "requests": 2.0, "post_seconds": 1.0, "total_seconds": 2.0,
+                 "failed_jobs": 0.0, "post_items_per_s": 10.0, "total_items_per_s": 5.0}
+        result = {
+            "timestamp": "2024-01-01T00:00:00+00:00", "base_url": "http://x", "run_id": "r",
+            "config": {"filler": 0},
+            "dataset": {"conversations": 1, "questions": 1},
+            "service": {"hybrid": table}, "baselines": {"bm25": table},
+            "latency_ms": {"hybrid": latency_summary([1.0, 2.0, 3.0])},
+            "ingest": phase, "filler": None,
+        }
+        markdown = render_markdown(result)
+        row = "| service `hybrid` | 100.0 | 100.0 | 100.0 | 100.0 | 100.0 | 100.0 | 50.0 |"
+        assert row in markdown
+        assert "| bm25 |" in markdown
+        assert "| LoCoMo messages | 10 | 1.0 | 10.0 | 2.0 | 5.0 | 0 |" in markdown
+        assert "| `hybrid` | 3 | 2.0 |" in markdown
+        assert "| filler memories |" not in markdown
+
+
+class TestEvaluateMode:
+    async def test_scores_the_service_ranking_and_times_each_request(self) -> None:
+        seen: list[dict[str, Any]] = []
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            body = json.loads(request.content)
+            seen.append(body)
+            items = [{"memory": {"metadata": {"dia_id": d}}, "score": 1.0}
+                     for d in ("D1:9", "D1:2", "D2:1")]
+            return httpx.Response(200, json={"items": items})
+
+        questions = [Question("conv-x", "q1", ("D1:2", "D2:1"), 1),
+                     Question("conv-x", "q2", ("D7:7",), 4)]
+        transport = httpx.MockTransport(handler)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
+            run = await evaluate_mode(ServiceClient(http), questions, "run1", "keyword", {})
+        assert len(seen) == 3  # one warm-up, then one per question
+        assert seen[-1] == {"query": "q2", "user_id": "run1-conv-x", "limit": 20,
+                            "mode": "keyword"}
+        assert len(run.latencies_ms) == 2 and run.empty_answers == 0
+        assert run.scores[0].rr == 0.5 and run.scores[0].recall == (1.0, 1.0, 1.0)
+        assert run.scores[1].rr == 0.0
