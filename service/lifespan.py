@@ -68,9 +68,12 @@ async def open_embedder(settings: Settings, metrics: Metrics) -> SentenceTransfo
 
 @asynccontextmanager
 async def open_backends(
-    settings: Settings, metrics: Metrics, embedder: Embedder | None = None
+    settings: Settings, metrics: Metrics, embedder: Embedder | None = None, fresh_vectors: bool = False
 ) -> AsyncIterator[Backends]:
-    """The backends the settings name, closed in reverse order on exit (a given embedder is the caller's)."""
+    """The backends the settings name, closed in reverse order on exit (a given embedder is the caller's).
+
+    ``fresh_vectors`` starts from an empty vector index (``memory-service reindex``).
+    """
     async with AsyncExitStack() as stack:
         db = factory.open_database(settings)
         stack.push_async_callback(db.close)
@@ -80,7 +83,7 @@ async def open_backends(
         if embedder is None:
             embedder = await open_embedder(settings, metrics)
             stack.push_async_callback(embedder.close)
-        vectors = await factory.open_vectors(settings, embedder.dimension)
+        vectors = await factory.open_vectors(settings, embedder.dimension, fresh=fresh_vectors)
         stack.push_async_callback(vectors.close)
         yield Backends(
             db=db,

@@ -35,12 +35,16 @@ def _qdrant_client(settings: Settings) -> AsyncQdrantClient:
     return AsyncQdrantClient(url=settings.qdrant_url, api_key=api_key, timeout=10)
 
 
-async def open_vectors(settings: Settings, dimension: int) -> VectorIndex:
-    """Qdrant server when ``MEMORY_QDRANT_URL`` is set, else the embedded Qdrant Edge shard."""
+async def open_vectors(settings: Settings, dimension: int, fresh: bool = False) -> VectorIndex:
+    """Qdrant server when ``MEMORY_QDRANT_URL`` is set, else the embedded Qdrant Edge shard.
+
+    ``fresh`` drops whatever the index held and recreates it (for a rebuild, e.g. after the
+    embedding model, and so the vector size, changed).
+    """
     index: VectorIndex
     if settings.qdrant_url:
         index = QdrantServerIndex(_qdrant_client(settings), settings.qdrant_collection, dimension)
     else:
         index = QdrantEdgeIndex(settings.edge_path, dimension)
-    await index.ensure()
+    await (index.reset() if fresh else index.ensure())
     return index

@@ -42,9 +42,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
 async def reindex(settings: Settings) -> int:
     """Rebuild the vector index from SQL, the source of truth; returns how many memories were read."""
     metrics = Metrics()
-    async with open_backends(settings, metrics) as backends:
+    async with open_backends(settings, metrics, fresh_vectors=True) as backends:
         state = build_state(settings, backends, metrics)
-        await backends.vectors.reset()
         after, seen = "", 0
         while True:
             async with backends.db.transaction() as repos:
