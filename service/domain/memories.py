@@ -139,11 +139,13 @@ class MemoryService:
             exact = await self._exact_duplicates(repos, candidates, at)
             seen: dict[tuple[str, str, str], MemoryRecord] = {}
             merges: dict[str, MemoryRecord] = {}
+            originals: dict[str, MemoryRecord] = {}
             for memory, vector in zip(candidates, vectors, strict=True):
                 key = (memory.user_id, memory.type, memory.content_hash)
                 if key in exact or key in seen:
                     outcomes.append(Outcome(exact.get(key) or seen[key], DUPLICATE))
                 elif memory.id in near:
+                    originals.setdefault(near[memory.id].id, near[memory.id])
                     target = merges.get(near[memory.id].id, near[memory.id])
                     merged = self._merge(target, memory, at)
                     merges[target.id] = merged
@@ -154,7 +156,7 @@ class MemoryService:
                     outcomes.append(Outcome(memory, CREATED))
             jobs = await record_created(repos, [m for m, _ in created])
             for merged in merges.values():
-                await self._save_change(repos, merged, MERGED)
+                await self._save_change(repos, originals[merged.id], merged, MERGED)
         await self._index_now(created, jobs)
         return [Outcome(merges.get(o.memory.id, o.memory), o.status) for o in outcomes]
 
@@ -202,8 +204,8 @@ class MemoryService:
         merged = records.apply_changes(target, changes, at)
         return replace(merged, source_ids=list(dict.fromkeys([*target.source_ids, *new.source_ids])))
 
-    async def _save_change(self, repos: Repos, memory: MemoryRecord, op: str) -> None:
-        previous = (await repos.memories.get_many(memory.tenant_id, [memory.id]))[0]
+    async def _save_change(self, repos: Repos, previous: MemoryRecord, memory: MemoryRecord, op: str) -> None:
+        """Store a changed memory with a version recording the diff, and queue it for re-indexing."""
         await repos.memories.replace(memory)
         await repos.memories.add_versions(
             memory.tenant_id, [records.version(memory, op, records.diff(previous, memory), memory.updated_at)]
@@ -247,7 +249,7 @@ class MemoryService:
             if "content" in changes and "keywords" not in changes:
                 changes = {**changes, "keywords": extract_keywords(changes["content"])}
             updated = records.apply_changes(found[0], changes, at)
-            await self._save_change(repos, updated, "updated")
+            await self._save_change(repos, found[0], updated, "updated")
         self._wake()
         return updated
 
