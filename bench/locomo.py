@@ -1014,15 +1014,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "service": {}, "baselines": {}, "latency_ms": {}, "ingest": None, "filler": None,
     }
 
-    if not args.skip_baselines:
-        baselines = run_baselines(conversations, questions, dense=not args.no_dense)
-        result["baselines"] = {name: aggregate(scores) for name, scores in baselines.items()}
+    # The service is measured first: the dense baseline loads PyTorch into this process, and its
+    # threads would compete with the service for the CPU while search latency is being timed.
     if not args.baselines_only:
         try:
             result.update(asyncio.run(run_service(args, conversations, questions, run_id)))
         except (BenchError, httpx.HTTPError) as error:
             log.error("service benchmark failed at %s: %s", args.base_url, error)
             return 1
+    if not args.skip_baselines:
+        baselines = run_baselines(conversations, questions, dense=not args.no_dense)
+        result["baselines"] = {name: aggregate(scores) for name, scores in baselines.items()}
 
     write_results(result, out)
     print(render_markdown(result))
