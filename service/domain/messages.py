@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 from uuid import uuid4
 
-from service.domain.clock import as_utc
+from service.domain.clock import as_utc, now
 from service.domain.errors import InvalidInput, LimitExceeded, NotFound
 from service.domain.sessions import buffer_key
 from service.storage.errors import InvalidCursor
@@ -115,7 +115,7 @@ class MessageService:
                 )
 
     def _records(self, tenant_id: str, session_id: str, batch: Sequence[NewMessage]) -> list[MessageRecord]:
-        now = datetime.now(UTC)
+        at = now()
         return [
             MessageRecord(
                 tenant_id=tenant_id,
@@ -126,7 +126,7 @@ class MessageService:
                 content=m.content,
                 name=m.name,
                 metadata=m.metadata or {},
-                created_at=as_utc(m.created_at) if m.created_at else now,
+                created_at=as_utc(m.created_at) if m.created_at else at,
                 token_count=self._tokens.count(m.content),
             )
             for m in batch

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
@@ -35,15 +34,15 @@ class SessionService:
         self._wake = wake
 
     async def create(self, tenant_id: str, new: NewSession) -> SessionRecord:
-        now = datetime.now(UTC)
+        at = now()
         record = SessionRecord(
             tenant_id=tenant_id,
             id=new.id or str(uuid4()),
             user_id=new.user_id,
             agent_id=new.agent_id,
             metadata=new.metadata or {},
-            created_at=now,
-            updated_at=now,
+            created_at=at,
+            updated_at=at,
         )
         async with self._db.transaction() as repos:
             if not await repos.sessions.insert(record):

@@ -14,6 +14,12 @@ ClientId = Annotated[str, StringConstraints(min_length=1, max_length=128, patter
 Metadata = Annotated[dict[str, Any], Field(description="Free-form JSON object kept with the record.")]
 
 
+class RecordModel(BaseModel):
+    """A response model read straight from a storage record's attributes."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
 class Problem(BaseModel):
     """An error, as RFC 9457 problem details (served as application/problem+json)."""
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.schemas.common import ClientId, Metadata
+from service.schemas.common import ClientId, Metadata, RecordModel
 
 MemoryType = Literal["semantic", "episodic", "procedural", "summary", "profile"]
 Modality = Literal["text", "image", "audio"]
@@ -55,7 +55,7 @@ class MemoryUpdate(BaseModel):
     expires_at: datetime | None = None
 
 
-class Memory(BaseModel):
+class Memory(RecordModel):
     id: str
     user_id: str
     session_id: str | None

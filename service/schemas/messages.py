@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.schemas.common import Metadata
+from service.schemas.common import Metadata, RecordModel
 
 Role = Literal["user", "assistant", "system", "tool"]
 
@@ -28,7 +28,7 @@ class MessageBatch(BaseModel):
     messages: list[MessageIn] = Field(description="One or more messages (limit: MEMORY_MAX_BATCH_ITEMS).")
 
 
-class Message(BaseModel):
+class Message(RecordModel):
     id: str
     session_id: str
     role: Role
@@ -43,7 +43,7 @@ class MessageList(BaseModel):
     items: list[Message]
 
 
-class BufferedMessage(BaseModel):
+class BufferedMessage(RecordModel):
     id: str
     role: Role
     content: str

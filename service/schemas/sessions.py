@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.schemas.common import ClientId, Metadata
+from service.schemas.common import ClientId, Metadata, RecordModel
 
 
 class SessionCreate(BaseModel):
@@ -26,7 +26,7 @@ class SessionUpdate(BaseModel):
     metadata: Metadata | None = Field(None, description="Replaces the whole metadata object.")
 
 
-class Session(BaseModel):
+class Session(RecordModel):
     id: str
     user_id: str
     agent_id: str | None

@@ -29,35 +29,11 @@ from service.schemas.memories import (
     SearchRequest,
     SearchResults,
 )
-from service.storage.records import MemoryQuery, MemoryRecord
+from service.storage.records import MemoryQuery
 
 router = resource_router("memories", "/memories")
 
 MemoryId = Annotated[str, Path(min_length=1, max_length=64, description="The memory's id.")]
-
-
-def to_schema(record: MemoryRecord) -> Memory:
-    return Memory(
-        id=record.id,
-        user_id=record.user_id,
-        session_id=record.session_id,
-        agent_id=record.agent_id,
-        type=record.type,  # type: ignore[arg-type]
-        content=record.content,
-        modality=record.modality,  # type: ignore[arg-type]
-        media_url=record.media_url,
-        importance=record.importance,
-        topic=record.topic,
-        keywords=record.keywords,
-        metadata=record.metadata,
-        speaker=record.speaker,
-        event_time=record.event_time,
-        created_at=record.created_at,
-        updated_at=record.updated_at,
-        expires_at=record.expires_at,
-        source_ids=record.source_ids,
-        version=record.version,
-    )
 
 
 def _new(body: MemoryCreate) -> NewMemory:
@@ -83,7 +59,7 @@ async def create_memories(
     if all(o.status != "created" for o in outcomes):
         response.status_code = status.HTTP_200_OK
     return MemoryWriteResults(
-        items=[MemoryWriteResult(memory=to_schema(o.memory), status=o.status) for o in outcomes]  # type: ignore[arg-type]
+        items=[MemoryWriteResult(memory=Memory.model_validate(o.memory), status=o.status) for o in outcomes]  # type: ignore[arg-type]
     )
 
 
@@ -115,7 +91,7 @@ async def list_memories(
         cursor=cursor,
     )
     page = await memories.list(query)
-    return Page[Memory](items=[to_schema(m) for m in page.items], next_cursor=page.next_cursor)
+    return Page[Memory](items=[Memory.model_validate(m) for m in page.items], next_cursor=page.next_cursor)
 
 
 @router.post("/search", response_model=SearchResults)
@@ -151,14 +127,14 @@ async def search_memories(body: SearchRequest, search: SearchDep, tenant: Tenant
     )
     found = await search.search(query)
     return SearchResults(
-        items=[SearchHit(memory=to_schema(f.memory), score=f.score, parts=ScoreParts(**f.parts)) for f in found]
+        items=[SearchHit(memory=Memory.model_validate(f.memory), score=f.score, parts=ScoreParts(**f.parts)) for f in found]
     )
 
 
 @router.get("/{memory_id}", response_model=Memory)
 async def get_memory(memory_id: MemoryId, memories: MemoriesDep, tenant: TenantDep) -> Memory:
     """Read one memory."""
-    return to_schema(await memories.get(tenant, memory_id))
+    return Memory.model_validate(await memories.get(tenant, memory_id))
 
 
 @router.patch("/{memory_id}", response_model=Memory)
@@ -171,7 +147,7 @@ async def update_memory(memory_id: MemoryId, body: MemoryUpdate, memories: Memor
     for name in ("content", "type", "modality", "importance", "keywords", "metadata", "event_time"):
         if name in changes and changes[name] is None:
             del changes[name]
-    return to_schema(await memories.update(tenant, memory_id, changes))
+    return Memory.model_validate(await memories.update(tenant, memory_id, changes))
 
 
 @router.delete("/{memory_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)

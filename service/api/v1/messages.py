@@ -14,22 +14,9 @@ from service.domain.clock import as_utc
 from service.domain.messages import NewMessage
 from service.schemas.common import Page
 from service.schemas.messages import Buffer, BufferedMessage, Message, MessageBatch, MessageList
-from service.storage.records import MessageQuery, MessageRecord
+from service.storage.records import MessageQuery
 
 router = resource_router("messages", "/sessions/{session_id}")
-
-
-def to_schema(record: MessageRecord) -> Message:
-    return Message(
-        id=record.id,
-        session_id=record.session_id,
-        role=record.role,  # type: ignore[arg-type]
-        content=record.content,
-        name=record.name,
-        metadata=record.metadata,
-        created_at=record.created_at,
-        token_count=record.token_count,
-    )
 
 
 @router.post("/messages", status_code=status.HTTP_201_CREATED, response_model=MessageList)
@@ -42,7 +29,7 @@ async def add_messages(
         for m in body.messages
     ]
     stored = await messages.add(tenant, session_id, batch)
-    return MessageList(items=[to_schema(m) for m in stored])
+    return MessageList(items=[Message.model_validate(m) for m in stored])
 
 
 @router.get("/messages", response_model=Page[Message])
@@ -68,7 +55,7 @@ async def list_messages(
         cursor=cursor,
     )
     page = await messages.history(query)
-    return Page[Message](items=[to_schema(m) for m in page.items], next_cursor=page.next_cursor)
+    return Page[Message](items=[Message.model_validate(m) for m in page.items], next_cursor=page.next_cursor)
 
 
 @router.get("/buffer", response_model=Buffer)
@@ -83,17 +70,7 @@ async def get_buffer(
     view = await messages.buffer(tenant, session_id, last_n, max_tokens)
     return Buffer(
         session_id=view.session_id,
-        messages=[
-            BufferedMessage(
-                id=m.id,
-                role=m.role,  # type: ignore[arg-type]
-                content=m.content,
-                name=m.name,
-                created_at=m.created_at,
-                token_count=m.token_count,
-            )
-            for m in view.messages
-        ],
+        messages=[BufferedMessage.model_validate(m) for m in view.messages],
         total_tokens=view.total_tokens,
         cap=view.cap,
         ttl_seconds=view.ttl_seconds,

@@ -11,29 +11,18 @@ from service.api.routing import resource_router
 from service.domain.sessions import NewSession
 from service.schemas.common import ClientId, Page
 from service.schemas.sessions import Session, SessionCreate, SessionUpdate
-from service.storage.records import SessionChanges, SessionQuery, SessionRecord
+from service.storage.records import SessionChanges, SessionQuery
 
 router = resource_router("sessions", "/sessions")
 
 SessionId = Annotated[str, Path(min_length=1, max_length=128, description="The session's id.")]
 
 
-def to_schema(record: SessionRecord) -> Session:
-    return Session(
-        id=record.id,
-        user_id=record.user_id,
-        agent_id=record.agent_id,
-        metadata=record.metadata,
-        created_at=record.created_at,
-        updated_at=record.updated_at,
-    )
-
-
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=Session, responses={409: {}})
 async def create_session(body: SessionCreate, sessions: SessionsDep, tenant: TenantDep) -> Session:
     """Start a session (your own id, or a generated UUID)."""
     new = NewSession(user_id=body.user_id, id=body.id, agent_id=body.agent_id, metadata=body.metadata)
-    return to_schema(await sessions.create(tenant, new))
+    return Session.model_validate(await sessions.create(tenant, new))
 
 
 @router.get("", response_model=Page[Session])
@@ -50,13 +39,13 @@ async def list_sessions(
         tenant_id=tenant, user_id=user_id, cursor=cursor, limit=min(limit, state.settings.max_page_size)
     )
     page = await sessions.list(query)
-    return Page[Session](items=[to_schema(s) for s in page.items], next_cursor=page.next_cursor)
+    return Page[Session](items=[Session.model_validate(s) for s in page.items], next_cursor=page.next_cursor)
 
 
 @router.get("/{session_id}", response_model=Session)
 async def get_session(session_id: SessionId, sessions: SessionsDep, tenant: TenantDep) -> Session:
     """Read one session."""
-    return to_schema(await sessions.get(tenant, session_id))
+    return Session.model_validate(await sessions.get(tenant, session_id))
 
 
 @router.patch("/{session_id}", response_model=Session)
@@ -65,7 +54,7 @@ async def update_session(
 ) -> Session:
     """Change a session's user, agent or metadata."""
     changes = SessionChanges(user_id=body.user_id, agent_id=body.agent_id, metadata=body.metadata)
-    return to_schema(await sessions.update(tenant, session_id, changes))
+    return Session.model_validate(await sessions.update(tenant, session_id, changes))
 
 
 @router.delete("/{session_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
