@@ -8,16 +8,27 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI
 
+from service.digest.extractive import ExtractiveSummarizer
+from service.digest.facts import RuleFactExtractor
+from service.digest.model import FactExtractor, Summarizer
+from service.domain.condense import Condenser
+from service.domain.context import ContextService
+from service.domain.digests import DIGEST_SESSION, DigestStep, SessionDigester, queue_digest
 from service.domain.episodic import record_episodes
+from service.domain.extraction import FactExtraction
 from service.domain.indexing import SYNC_MEMORY, Indexer
 from service.domain.memories import MemoryLimits, MemoryService
 from service.domain.messages import Limits, MessageService
 from service.domain.search import SearchService
 from service.domain.sessions import SessionService
+from service.domain.summaries import BufferCaps, RollingSummaries
+from service.domain.tools import ToolRunner
 from service.domain.upkeep import purge_expired, refresh_state_gauges
 from service.embedding.sentence_transformer import SentenceTransformerEmbedder
 from service.embedding.sparse import Bm25Encoder
 from service.embedding.tokens import BpeTokenCounter
+from service.llm.adapters import LlmFactExtractor, LlmSummarizer
+from service.llm.client import ChatClient
 from service.observability.metrics import Metrics
 from service.settings import Settings
 from service.storage import factory
@@ -36,6 +47,7 @@ class Backends:
     embedder: Embedder
     sparse: SparseEncoder
     vectors: VectorIndex
+    llm: ChatClient | None = None
 
 
 @dataclass(slots=True)
@@ -47,6 +59,10 @@ class State:
     messages: MessageService
     memories: MemoryService
     search: SearchService
+    context: ContextService
+    summaries: RollingSummaries
+    condenser: Condenser
+    tools: ToolRunner
     indexer: Indexer
     outbox: OutboxWorker
 
@@ -85,6 +101,9 @@ async def open_backends(
             stack.push_async_callback(embedder.close)
         vectors = await factory.open_vectors(settings, embedder.dimension, fresh=fresh_vectors)
         stack.push_async_callback(vectors.close)
+        llm = open_llm(settings, metrics)
+        if llm is not None:
+            stack.push_async_callback(llm.close)
         yield Backends(
             db=db,
             buffer=buffer,
@@ -92,14 +111,50 @@ async def open_backends(
             embedder=embedder,
             sparse=Bm25Encoder(),
             vectors=vectors,
+            llm=llm,
         )
+
+
+def open_llm(settings: Settings, metrics: Metrics) -> ChatClient | None:
+    """The optional OpenAI-compatible client, when ``MEMORY_LLM_BASE_URL`` is set."""
+    if not settings.llm_base_url:
+        return None
+    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+    return ChatClient.open(settings.llm_base_url, key, settings.llm_model, settings.llm_timeout_seconds, metrics)
+
+
+def digesters(backends: Backends) -> tuple[Summarizer, FactExtractor]:
+    """The extractive summarizer and rule-based extractor, behind the LLM when one is configured."""
+    summarizer: Summarizer = ExtractiveSummarizer(backends.tokens)
+    extractor: FactExtractor = RuleFactExtractor()
+    if backends.llm is None:
+        return summarizer, extractor
+    return LlmSummarizer(backends.llm, summarizer, backends.tokens), LlmFactExtractor(backends.llm, extractor)
 
 
 def build_state(settings: Settings, backends: Backends, metrics: Metrics) -> State:
     indexer = Indexer(backends.db, backends.embedder, backends.sparse, backends.vectors)
+    summarizer, extractor = digesters(backends)
+    memory_limits = MemoryLimits(settings.max_batch_items, settings.max_content_chars, settings.dedup_similarity)
+    # The outbox is built below; the digest step needs these memories, and they need its wake-up.
+    memories = MemoryService(
+        backends.db, backends.embedder, backends.vectors, indexer, memory_limits, wake=lambda: outbox.wake()
+    )
+    summaries = RollingSummaries(
+        backends.db,
+        summarizer,
+        backends.tokens,
+        BufferCaps(settings.buffer_max_messages, settings.buffer_max_tokens),
+        settings.summary_max_tokens,
+        metrics,
+    )
+    condenser = Condenser(backends.db, summarizer, settings.condense_every_messages, settings.condense_max_tokens)
+    steps: list[DigestStep] = [summaries.fold, condenser.due]
+    if settings.extract_facts:
+        steps.insert(1, FactExtraction(backends.db, extractor, memories, metrics).run)
     outbox = OutboxWorker(
         backends.db,
-        {SYNC_MEMORY: indexer.sync},
+        {SYNC_MEMORY: indexer.sync, DIGEST_SESSION: SessionDigester(steps).run},
         metrics,
         OutboxConfig(
             batch_size=settings.worker_batch_size,
@@ -112,18 +167,30 @@ def build_state(settings: Settings, backends: Backends, metrics: Metrics) -> Sta
         max_content_chars=settings.max_content_chars,
         buffer_max_messages=settings.buffer_max_messages,
         buffer_ttl_seconds=settings.buffer_ttl_seconds,
+        buffer_max_tokens=settings.buffer_max_tokens,
     )
-    memory_limits = MemoryLimits(settings.max_batch_items, settings.max_content_chars, settings.dedup_similarity)
+    messages = MessageService(
+        backends.db,
+        backends.buffer,
+        backends.tokens,
+        limits,
+        on_stored=[record_episodes, queue_digest],
+        on_committed=outbox.wake,
+    )
+    search = SearchService(backends.db, backends.embedder, backends.sparse, backends.vectors, metrics)
+    context = ContextService(backends.db, messages, search, backends.tokens, metrics)
     return State(
         settings=settings,
         backends=backends,
         metrics=metrics,
         sessions=SessionService(backends.db, backends.buffer, wake=outbox.wake),
-        messages=MessageService(
-            backends.db, backends.buffer, backends.tokens, limits, on_stored=[record_episodes], on_committed=outbox.wake
-        ),
-        memories=MemoryService(backends.db, backends.embedder, backends.vectors, indexer, memory_limits, wake=outbox.wake),
-        search=SearchService(backends.db, backends.embedder, backends.sparse, backends.vectors, metrics),
+        messages=messages,
+        memories=memories,
+        search=search,
+        context=context,
+        summaries=summaries,
+        condenser=condenser,
+        tools=ToolRunner(memories, search, context),
         indexer=indexer,
         outbox=outbox,
     )

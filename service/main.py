@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from service.api import ops
 from service.api.problems import BodyLimitMiddleware, UnexpectedErrorMiddleware, install_problem_handlers
 from service.api.routing import operation_id
-from service.api.v1 import admin, memories, messages, sessions
+from service.api.v1 import admin, context, memories, messages, sessions, tools
 from service.lifespan import BuildBackends, make_lifespan, open_backends
 from service.observability.logging import configure_logging
 from service.observability.http import HttpMetricsMiddleware, RequestIdMiddleware
@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None, build: BuildBackends = open_bac
         lifespan=make_lifespan(settings, metrics, build),
         generate_unique_id_function=operation_id,
     )
-    for router in (sessions.router, messages.router, memories.router, admin.router):
+    for router in (sessions.router, messages.router, context.router, memories.router, tools.router, admin.router):
         app.include_router(router, prefix="/v1")
     app.include_router(ops.router)
     install_problem_handlers(app)

@@ -33,7 +33,18 @@ class Settings(BaseSettings):
     # --- short-term buffer ---------------------------------------------------------------
     buffer_max_messages: int = Field(200, ge=1, le=100_000, description="Messages kept per session buffer.")
     buffer_ttl_seconds: int = Field(7 * 24 * 3600, ge=0, description="Idle buffer expiry; 0 keeps buffers forever.")
+    buffer_max_tokens: int = Field(
+        0, ge=0, description="Tokens kept per session buffer (newest first); 0 caps by messages only."
+    )
     tokenizer_encoding: str = Field("o200k_base", description="bpe-openai encoding used to count tokens.")
+
+    # --- digests: rolling summaries, condensation, extraction ------------------------------
+    summary_max_tokens: int = Field(400, ge=16, le=8000, description="Longest rolling summary of a session.")
+    condense_every_messages: int = Field(
+        20, ge=0, le=1000, description="Condense a session's messages into a summary memory every N (0 = only on demand)."
+    )
+    condense_max_tokens: int = Field(160, ge=16, le=4000, description="Longest summary memory made by condensing.")
+    extract_facts: bool = Field(True, description="Extract facts from user messages into semantic memories.")
 
     # --- request limits ------------------------------------------------------------------
     max_request_bytes: int = Field(2 * 1024 * 1024, ge=1024, description="Largest accepted request body.")
@@ -62,6 +73,9 @@ class Settings(BaseSettings):
     llm_base_url: str | None = Field(None, description="OpenAI-compatible endpoint; unset means no LLM.")
     llm_api_key: SecretStr | None = None
     llm_model: str = "gpt-4o-mini"
+    llm_timeout_seconds: float = Field(
+        10.0, gt=0, le=300, description="Deadline for one LLM call; past it the no-LLM path answers."
+    )
 
     # --- observability -----------------------------------------------------------------------
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")

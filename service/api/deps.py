@@ -6,10 +6,14 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from service.domain.condense import Condenser
+from service.domain.context import ContextService
 from service.domain.memories import MemoryService
 from service.domain.messages import MessageService
 from service.domain.search import SearchService
 from service.domain.sessions import SessionService
+from service.domain.summaries import RollingSummaries
+from service.domain.tools import ToolRunner
 from service.lifespan import State
 
 
@@ -42,8 +46,28 @@ def get_search(state: StateDep) -> SearchService:
     return state.search
 
 
+def get_context(state: StateDep) -> ContextService:
+    return state.context
+
+
+def get_summaries(state: StateDep) -> RollingSummaries:
+    return state.summaries
+
+
+def get_condenser(state: StateDep) -> Condenser:
+    return state.condenser
+
+
+def get_tools(state: StateDep) -> ToolRunner:
+    return state.tools
+
+
 TenantDep = Annotated[str, Depends(get_tenant)]
 SessionsDep = Annotated[SessionService, Depends(get_sessions)]
 MessagesDep = Annotated[MessageService, Depends(get_messages)]
 MemoriesDep = Annotated[MemoryService, Depends(get_memories)]
 SearchDep = Annotated[SearchService, Depends(get_search)]
+ContextDep = Annotated[ContextService, Depends(get_context)]
+SummariesDep = Annotated[RollingSummaries, Depends(get_summaries)]
+CondenserDep = Annotated[Condenser, Depends(get_condenser)]
+ToolsDep = Annotated[ToolRunner, Depends(get_tools)]

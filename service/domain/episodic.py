@@ -47,7 +47,7 @@ def episode(session: SessionRecord, message: MessageRecord, position: int, at: d
 async def record_episodes(repos: Repos, session: SessionRecord, messages: Sequence[MessageRecord]) -> None:
     """The ``StoredHook`` for messages: runs in the messages' own transaction."""
     at = now()
-    last = await repos.memories.last_position(session.tenant_id, session.id)
+    last = await repos.episodes.last_position(session.tenant_id, session.id)
     start = 0 if last is None else last + 1
     turns = [m for m in messages if m.content.strip()]
     await record_created(repos, [episode(session, m, start + i, at) for i, m in enumerate(turns)])

@@ -111,7 +111,6 @@ class MemoryService:
         self._indexer = indexer
         self._limits = limits
         self._wake = wake
-
     def _check(self, batch: Sequence[NewMemory]) -> None:
         if not batch:
             raise InvalidInput("memories must hold at least one memory")
@@ -238,9 +237,15 @@ class MemoryService:
         except InvalidCursor as exc:
             raise InvalidInput(str(exc)) from exc
 
-    async def update(self, tenant_id: str, memory_id: str, changes: dict[str, Any]) -> MemoryRecord:
+    async def update(
+        self, tenant_id: str, memory_id: str, changes: dict[str, Any], source_ids: Sequence[str] = ()
+    ) -> MemoryRecord:
+        """Change a memory (a new version); ``source_ids`` are added to the ones it has."""
         if "content" in changes:
             self._check([NewMemory(user_id="-", content=changes["content"])])
+        unknown = set(changes) - records.MUTABLE_FIELDS
+        if unknown:
+            raise InvalidInput(f"fields cannot be changed: {', '.join(sorted(unknown))}")
         at = now()
         async with self._db.transaction() as repos:
             found = await repos.memories.get_many(tenant_id, [memory_id])
@@ -249,9 +254,23 @@ class MemoryService:
             if "content" in changes and "keywords" not in changes:
                 changes = {**changes, "keywords": extract_keywords(changes["content"])}
             updated = records.apply_changes(found[0], changes, at)
+            if source_ids:
+                updated = replace(updated, source_ids=list(dict.fromkeys([*updated.source_ids, *source_ids])))
             await self._save_change(repos, found[0], updated, "updated")
         self._wake()
         return updated
+
+    async def similar(
+        self, tenant_id: str, user_id: str, text: str, types: tuple[str, ...], limit: int
+    ) -> list[MemoryRecord]:
+        """The user's memories of these types nearest to ``text`` (dense cosine), nearest first."""
+        at = now()
+        [vector] = await self._embedder.embed([text])
+        where = VectorFilter(tenant_id=tenant_id, user_id=user_id, types=types, alive_at=at.timestamp())
+        hits = await self._vectors.search(VectorQuery(filter=where, limit=limit, dense=vector))
+        async with self._db.transaction() as repos:
+            rows = {m.id: m for m in await repos.memories.get_many(tenant_id, [h.id for h in hits])}
+        return [rows[h.id] for h in hits if h.id in rows and alive(rows[h.id], at)]
 
     async def delete(self, tenant_id: str, memory_id: str) -> None:
         at = now()
@@ -279,5 +298,6 @@ async def remove(repos: Repos, memories: Sequence[MemoryRecord], op: str, at: da
         records.version(replace(m, version=m.version + 1), op, {}, at) for m in memories
     ]
     await repos.memories.delete_many(tenant, [m.id for m in memories])
+    await repos.terms.delete(tenant, [m.id for m in memories])
     await repos.memories.add_versions(tenant, tombstones)
     await repos.jobs.enqueue(tenant, SYNC_MEMORY, [m.id for m in memories])

@@ -36,6 +36,7 @@ class Limits:
     max_content_chars: int
     buffer_max_messages: int
     buffer_ttl_seconds: int
+    buffer_max_tokens: int = 0  # 0: capped by messages only
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +192,7 @@ class MessageService:
         rebuilt = cached is None
         if cached is None:
             cached = await self._rebuild(tenant_id, session_id, key, limit)
-        messages = fit_budget(cached, max_tokens)
+        messages = fit_budget(cached, self._token_cap(max_tokens))
         return BufferView(
             session_id=session_id,
             messages=messages,
@@ -200,6 +201,11 @@ class MessageService:
             ttl_seconds=self._limits.buffer_ttl_seconds,
             rebuilt=rebuilt,
         )
+
+    def _token_cap(self, asked: int | None) -> int | None:
+        """The smaller of the caller's budget and the buffer's own token cap (when set)."""
+        caps = [c for c in (asked, self._limits.buffer_max_tokens or None) if c is not None]
+        return min(caps) if caps else None
 
     async def _cached(self, key: str, limit: int) -> list[BufferedMessage] | None:
         try:

@@ -5,18 +5,23 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 
 from service.domain import ranking
 from service.domain.clock import now
+from service.domain.indexing import payload
 from service.domain.memories import alive
+from service.embedding.text import tokenize
 from service.observability.metrics import Metrics
 from service.storage.ports import Database, Embedder, SparseEncoder, VectorIndex
 from service.storage.records import MemoryRecord, VectorFilter, VectorHit, VectorQuery
 
 Mode = Literal["hybrid", "semantic", "keyword"]
+
+#: Memories the keyword index may add to one search's candidates.
+INDEXED_CANDIDATES = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,15 +125,32 @@ class SearchService:
             speakers = await repos.memories.speakers(q.tenant_id, q.user_id)
         return ranking.plan_query(q.query, speakers)
 
+    async def _indexed(self, q: SearchQuery, text: str, where: VectorFilter) -> list[ranking.Candidate]:
+        """Memories the keyword index files under the query's terms (summaries by topic), with the
+        share of the query's terms they match as their score."""
+        terms = tokenize(text)
+        if q.mode == "semantic" or not terms:
+            return []
+        async with self._db.transaction() as repos:
+            matched = await repos.terms.lookup(q.tenant_id, q.user_id, terms, INDEXED_CANDIDATES)
+            rows = await repos.memories.get_many(q.tenant_id, list(matched))
+        share = len(set(terms))
+        return [
+            ranking.Candidate(id=m.id, score=matched[m.id] / share, payload=payload(m)) for m in rows if matches(m, where)
+        ]
+
     async def search(self, q: SearchQuery) -> list[Found]:
         started = time.perf_counter()
         at = now()
         where = self._filter(q, at)
         k = max(self._candidates, q.limit * 3)
         plan = await self._plan(q)
-        dense, sparse = await asyncio.gather(
-            self._dense(q, plan.search_text, where, k), self._keyword(q, plan.search_text, where, k)
+        dense, sparse, indexed = await asyncio.gather(
+            self._dense(q, plan.search_text, where, k),
+            self._keyword(q, plan.search_text, where, k),
+            self._indexed(q, plan.search_text, where),
         )
+        sparse = with_indexed(sparse, indexed)
         ranked = ranking.rank(plan, dense, sparse, q.params, now=at.timestamp())
         if q.min_score is not None:
             ranked = [r for r in ranked if r.score >= q.min_score]
@@ -141,6 +163,32 @@ class SearchService:
             live = mmr(live, {r.id: v for r, v in zip(live, embedded, strict=True)}, q.mmr_lambda, q.limit)
         self._metrics.observe_search(q.mode, time.perf_counter() - started)
         return [Found(rows[r.id], r.score, asdict(r.parts)) for r in live[: q.limit]]
+
+
+def matches(memory: MemoryRecord, where: VectorFilter) -> bool:
+    """Whether a memory read from SQL passes the filter the vector engine would have applied."""
+    event = memory.event_time.timestamp()
+    checks = (
+        memory.tenant_id == where.tenant_id,
+        where.user_id is None or memory.user_id == where.user_id,
+        where.session_id is None or memory.session_id == where.session_id,
+        where.agent_id is None or memory.agent_id == where.agent_id,
+        where.types is None or memory.type in where.types,
+        where.topics is None or memory.topic in where.topics,
+        where.after is None or event >= where.after,
+        where.before is None or event < where.before,
+        where.alive_at is None or memory.expires_at is None or memory.expires_at.timestamp() > where.alive_at,
+        not where.metadata or all(memory.metadata.get(k) == v for k, v in where.metadata.items()),
+    )
+    return all(checks)
+
+
+def with_indexed(sparse: list[ranking.Candidate], indexed: Sequence[ranking.Candidate]) -> list[ranking.Candidate]:
+    """The sparse candidates plus keyword-index finds they lack, scaled so that a memory matching
+    every query term counts as much as the best BM25 hit."""
+    present = {c.id for c in sparse}
+    top = max((c.score for c in sparse), default=1.0)
+    return sparse + [replace(c, score=c.score * top) for c in indexed if c.id not in present]
 
 
 def _candidates(hits: Sequence[VectorHit]) -> list[ranking.Candidate]:

@@ -75,7 +75,7 @@ class SessionService:
         async with self._db.transaction() as repos:
             if not await repos.sessions.delete(tenant_id, session_id):
                 raise NotFound(f"session {session_id!r} not found")
-            episodes = await repos.memories.from_session(tenant_id, session_id)
+            episodes = await repos.episodes.derived_from(tenant_id, session_id)
             await remove(repos, episodes, "deleted", now())
         self._wake()
         await self._buffer.delete(buffer_key(tenant_id, session_id))

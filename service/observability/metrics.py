@@ -42,6 +42,7 @@ SEARCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 
 SEARCH_MODES = ("hybrid", "semantic", "keyword")
 VECTOR_MODES = ("dense", "sparse")
 TOKEN_DIRECTIONS = ("input", "output")
+LLM_OUTCOMES = ("ok", "error", "timeout", "invalid")
 
 _QUERY_START_KEY = "memory_service.query_start"
 
@@ -108,6 +109,10 @@ class Metrics:
             SEARCH_BUCKETS,
         )
 
+        self.context_seconds = histogram(
+            "memory_context_seconds", "Whole context-building latency (search, packing).", (), SEARCH_BUCKETS
+        )
+
         # --- jobs ------------------------------------------------------------------------------
         # Queue readings describe one global outbox table: the latest reading of a live process wins.
         self.jobs_pending = gauge("memory_jobs_pending", "Jobs waiting in the outbox.")
@@ -144,6 +149,8 @@ class Metrics:
             self.search_seconds.labels(mode)
         for direction in TOKEN_DIRECTIONS:
             self.llm_tokens.labels(direction)
+        for outcome in LLM_OUTCOMES:
+            self.llm_calls.labels(outcome)
 
     def _counter(self, name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
         self._remember(name, "counter", labels)
@@ -205,6 +212,9 @@ class Metrics:
         """Record one queue reading; ``oldest_age`` is None (reported as 0) when nothing waits."""
         self.jobs_pending.set(pending)
         self.jobs_oldest_pending_age.set(oldest_age or 0.0)
+
+    def observe_context(self, seconds: float) -> None:
+        self.context_seconds.observe(seconds)
 
     # --- summaries, extraction, LLM --------------------------------------------------------------
     def summary_written(self) -> None:

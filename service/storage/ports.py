@@ -14,6 +14,7 @@ from typing import Protocol
 from service.storage.records import (
     BufferedMessage,
     Job,
+    Mark,
     MemoryQuery,
     MemoryRecord,
     MemoryVersion,
@@ -22,6 +23,7 @@ from service.storage.records import (
     MessageRecord,
     Page,
     SessionChanges,
+    SessionDigest,
     SessionQuery,
     SessionRecord,
     SparseVector,
@@ -60,6 +62,10 @@ class MessageRepo(Protocol):
         """The newest ``limit`` messages of a session, oldest first."""
         ...
 
+    async def after(self, tenant_id: str, session_id: str, mark: Mark | None, limit: int) -> list[MessageRecord]:
+        """The oldest ``limit`` messages of a session that sort after ``mark`` (all when None), oldest first."""
+        ...
+
     async def count(self) -> int:
         """Messages of every tenant (for the state gauges)."""
         ...
@@ -80,16 +86,8 @@ class MemoryRepo(Protocol):
 
     async def delete_many(self, tenant_id: str, ids: Sequence[str]) -> None: ...
 
-    async def last_position(self, tenant_id: str, session_id: str) -> int | None:
-        """The highest turn position among a session's memories."""
-        ...
-
     async def speakers(self, tenant_id: str, user_id: str) -> list[str]:
         """The distinct speakers of a user's memories (the names a query may mention)."""
-        ...
-
-    async def from_session(self, tenant_id: str, session_id: str) -> list[MemoryRecord]:
-        """The memories made from a session's messages."""
         ...
 
     async def expired(self, now: datetime, limit: int) -> list[MemoryRecord]: ...
@@ -103,6 +101,42 @@ class MemoryRepo(Protocol):
     async def history(self, tenant_id: str, memory_id: str) -> list[MemoryVersion]: ...
 
     async def count_by_type(self) -> dict[str, int]: ...
+
+
+class EpisodeRepo(Protocol):
+    """Memories made from a session's messages, addressed by turn position."""
+
+    async def last_position(self, tenant_id: str, session_id: str) -> int | None:
+        """The highest turn position among a session's memories."""
+        ...
+
+    async def at_positions(self, tenant_id: str, positions: Sequence[tuple[str, int]]) -> list[MemoryRecord]:
+        """The episodes at these ``(session_id, position)`` places (missing ones are left out)."""
+        ...
+
+    async def derived_from(self, tenant_id: str, session_id: str) -> list[MemoryRecord]:
+        """The session's episodes and the summary memories condensed from them."""
+        ...
+
+
+class DigestRepo(Protocol):
+    """Per session: the rolling summary and the progress of the digest steps."""
+
+    async def get(self, tenant_id: str, session_id: str) -> SessionDigest | None: ...
+
+    async def save(self, digest: SessionDigest) -> None: ...
+
+
+class TermRepo(Protocol):
+    """The keyword index: memories of a user under their (stemmed) topic and keyword terms."""
+
+    async def add(self, tenant_id: str, user_id: str, memory_id: str, terms: Sequence[str]) -> None: ...
+
+    async def lookup(self, tenant_id: str, user_id: str, terms: Sequence[str], limit: int) -> dict[str, int]:
+        """Memory id -> how many of ``terms`` it is indexed under, most first."""
+        ...
+
+    async def delete(self, tenant_id: str, memory_ids: Sequence[str]) -> None: ...
 
 
 class JobRepo(Protocol):
@@ -139,6 +173,15 @@ class Repos(Protocol):
 
     @property
     def jobs(self) -> JobRepo: ...
+
+    @property
+    def episodes(self) -> EpisodeRepo: ...
+
+    @property
+    def digests(self) -> DigestRepo: ...
+
+    @property
+    def terms(self) -> TermRepo: ...
 
 
 class Database(Protocol):

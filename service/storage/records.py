@@ -202,3 +202,34 @@ class QueueStats:
     pending: int
     failed: int
     oldest_pending: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """A place in a session's message order (messages sort by created_at, then seq)."""
+
+    at: datetime
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """How many of a session's messages one digest step has taken in, up to which message."""
+
+    count: int = 0
+    until: Mark | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionDigest:
+    """A session's rolling summary and the progress of its background digest steps."""
+
+    tenant_id: str
+    session_id: str
+    summary: str = ""
+    summary_tokens: int = 0
+    summary_at: datetime | None = None  # when the rolling summary last changed
+    summarized: Progress = Progress()
+    condensed: Progress = Progress()
+    extracted: Progress = Progress()
+    updated_at: datetime | None = None

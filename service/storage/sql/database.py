@@ -12,6 +12,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from service.storage.sql.digests import SqlDigests, SqlEpisodes, SqlTerms
 from service.storage.sql.jobs import SqlJobs
 from service.storage.sql.memories import SqlMemories
 from service.storage.sql.stores import SqlMessages, SqlSessions
@@ -49,6 +50,9 @@ class SqlRepos:
     messages: SqlMessages
     memories: SqlMemories
     jobs: SqlJobs
+    episodes: SqlEpisodes
+    digests: SqlDigests
+    terms: SqlTerms
 
 
 class SqlDatabase:
@@ -65,7 +69,15 @@ class SqlDatabase:
 
     @staticmethod
     def _repos(db: AsyncSession) -> SqlRepos:
-        return SqlRepos(sessions=SqlSessions(db), messages=SqlMessages(db), memories=SqlMemories(db), jobs=SqlJobs(db))
+        return SqlRepos(
+            sessions=SqlSessions(db),
+            messages=SqlMessages(db),
+            memories=SqlMemories(db),
+            jobs=SqlJobs(db),
+            episodes=SqlEpisodes(db),
+            digests=SqlDigests(db),
+            terms=SqlTerms(db),
+        )
 
     async def ping(self) -> bool:
         try:

@@ -16,7 +16,7 @@ from service.storage.sql.models import MemoryRow, MemoryVersionRow
 _FIELDS = tuple(f for f in MemoryRecord.__dataclass_fields__ if f != "metadata")
 
 
-def _record(row: MemoryRow) -> MemoryRecord:
+def memory_record(row: MemoryRow) -> MemoryRecord:
     return MemoryRecord(metadata=row.metadata_, **{f: getattr(row, f) for f in _FIELDS})
 
 
@@ -38,7 +38,7 @@ class SqlMemories:
         if not ids:
             return []
         stmt = select(MemoryRow).where(MemoryRow.tenant_id == tenant_id, MemoryRow.id.in_(list(ids)))
-        return [_record(r) for r in (await self.db.scalars(stmt)).all()]
+        return [memory_record(r) for r in (await self.db.scalars(stmt)).all()]
 
     async def find_by_hash(self, tenant_id: str, user_id: str, type: str, hashes: Sequence[str]) -> list[MemoryRecord]:
         stmt = select(MemoryRow).where(
@@ -47,7 +47,7 @@ class SqlMemories:
             MemoryRow.type == type,
             MemoryRow.content_hash.in_(list(hashes)),
         )
-        return [_record(r) for r in (await self.db.scalars(stmt)).all()]
+        return [memory_record(r) for r in (await self.db.scalars(stmt)).all()]
 
     async def list(self, query: MemoryQuery) -> Page[MemoryRecord]:
         stmt = select(MemoryRow).where(
@@ -71,7 +71,7 @@ class SqlMemories:
             stmt = stmt.where(tuple_(MemoryRow.created_at, MemoryRow.id) < tuple_(created_at, str(last_id)))
         stmt = stmt.order_by(MemoryRow.created_at.desc(), MemoryRow.id.desc()).limit(query.limit + 1)
         rows = list((await self.db.scalars(stmt)).all())
-        items = [_record(r) for r in rows[: query.limit]]
+        items = [memory_record(r) for r in rows[: query.limit]]
         more = len(rows) > query.limit
         return Page(items, cursor.encode("memories", items[-1].created_at, items[-1].id) if more else None)
 
@@ -87,12 +87,6 @@ class SqlMemories:
         if ids:
             await self.db.execute(delete(MemoryRow).where(MemoryRow.tenant_id == tenant_id, MemoryRow.id.in_(list(ids))))
 
-    async def last_position(self, tenant_id: str, session_id: str) -> int | None:
-        stmt = select(func.max(MemoryRow.position)).where(
-            MemoryRow.tenant_id == tenant_id, MemoryRow.session_id == session_id
-        )
-        return await self.db.scalar(stmt)
-
     async def speakers(self, tenant_id: str, user_id: str) -> list[str]:
         stmt = (
             select(MemoryRow.speaker)
@@ -101,19 +95,13 @@ class SqlMemories:
         )
         return [s for s in (await self.db.scalars(stmt)).all() if s]
 
-    async def from_session(self, tenant_id: str, session_id: str) -> list[MemoryRecord]:
-        stmt = select(MemoryRow).where(
-            MemoryRow.tenant_id == tenant_id, MemoryRow.session_id == session_id, MemoryRow.position.is_not(None)
-        )
-        return [_record(r) for r in (await self.db.scalars(stmt)).all()]
-
     async def expired(self, now: datetime, limit: int) -> list[MemoryRecord]:
         stmt = select(MemoryRow).where(MemoryRow.expires_at <= now).order_by(MemoryRow.expires_at).limit(limit)
-        return [_record(r) for r in (await self.db.scalars(stmt)).all()]
+        return [memory_record(r) for r in (await self.db.scalars(stmt)).all()]
 
     async def scan(self, after_id: str, limit: int) -> list[MemoryRecord]:
         stmt = select(MemoryRow).where(MemoryRow.id > after_id).order_by(MemoryRow.id).limit(limit)
-        return [_record(r) for r in (await self.db.scalars(stmt)).all()]
+        return [memory_record(r) for r in (await self.db.scalars(stmt)).all()]
 
     async def add_versions(self, tenant_id: str, versions: Sequence[MemoryVersion]) -> None:
         if versions:

@@ -123,3 +123,44 @@ class JobRow(Base):
     created_at: Mapped[datetime]
 
     __table_args__ = (Index("ix_jobs_ready", "status", "available_at", "id"),)
+
+
+class SessionDigestRow(Base):
+    """Per session: the rolling summary and how far summarizing, condensing and extracting got."""
+
+    __tablename__ = "session_digests"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    session_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    summary: Mapped[str] = mapped_column(Text)
+    summary_tokens: Mapped[int]
+    summary_at: Mapped[datetime | None]
+    summarized_count: Mapped[int]
+    summarized_at: Mapped[datetime | None]
+    summarized_seq: Mapped[int | None] = mapped_column(BigInteger)
+    condensed_count: Mapped[int]
+    condensed_at: Mapped[datetime | None]
+    condensed_seq: Mapped[int | None] = mapped_column(BigInteger)
+    extracted_count: Mapped[int]
+    extracted_at: Mapped[datetime | None]
+    extracted_seq: Mapped[int | None] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "session_id"], ["sessions.tenant_id", "sessions.id"], ondelete="CASCADE"
+        ),
+    )
+
+
+class MemoryTermRow(Base):
+    """The keyword index: a topic or keyword term (stemmed) of a user's memory."""
+
+    __tablename__ = "memory_terms"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    term: Mapped[str] = mapped_column(String(64), primary_key=True)
+    memory_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+
+    __table_args__ = (Index("ix_memory_terms_memory", "tenant_id", "memory_id"),)

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.storage.records import (
+    Mark,
     MessageQuery,
     MessageRecord,
     Page,
@@ -171,3 +172,10 @@ class SqlMessages:
         )
         rows = (await self.db.scalars(stmt)).all()
         return [_message_record(r) for r in reversed(rows)]
+
+    async def after(self, tenant_id: str, session_id: str, mark: Mark | None, limit: int) -> list[MessageRecord]:
+        stmt = select(MessageRow).where(MessageRow.tenant_id == tenant_id, MessageRow.session_id == session_id)
+        if mark is not None:
+            stmt = stmt.where(tuple_(MessageRow.created_at, MessageRow.seq) > tuple_(mark.at, mark.seq))
+        stmt = stmt.order_by(MessageRow.created_at, MessageRow.seq).limit(limit)
+        return [_message_record(r) for r in (await self.db.scalars(stmt)).all()]

@@ -1,0 +1,99 @@
+"""Condensation (MemGPT's periodic summaries): runs of a session's messages become summary memories.
+
+Every ``condense_every`` messages of a session are condensed into one ``summary`` memory with a
+topic, keywords, importance, an event time and ``metadata.start``/``metadata.end`` spanning its
+messages, and ``source_ids`` naming them. Its topic and keywords go into the keyword index, so a
+query naming the topic finds the summary, and through its sources the raw turns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from uuid import uuid4
+
+from service.digest.model import Digest, Summarizer
+from service.domain import records
+from service.domain.clock import now
+from service.domain.digests import Snapshot, advanced, snapshot, still_current, turn
+from service.domain.memories import record_created
+from service.embedding.text import tokenize
+from service.storage.ports import Database, Repos
+from service.storage.records import MemoryRecord, MessageRecord
+
+
+def index_terms(memory: MemoryRecord) -> list[str]:
+    """The keyword-index terms of a memory: the stems of its topic and keywords."""
+    return list(dict.fromkeys(t for text in [memory.topic or "", *memory.keywords] for t in tokenize(text) if len(t) <= 64))
+
+
+def summary_memory(found: Snapshot, messages: Sequence[MessageRecord], digest: Digest) -> MemoryRecord:
+    at = now()
+    start, end = messages[0].created_at, messages[-1].created_at
+    return MemoryRecord(
+        tenant_id=found.session.tenant_id,
+        id=str(uuid4()),
+        user_id=found.session.user_id,
+        session_id=found.session.id,
+        agent_id=found.session.agent_id,
+        type="summary",
+        content=digest.text,
+        modality="text",
+        media_url=None,
+        importance=min(max(digest.importance, 0.0), 1.0),
+        topic=digest.topic[:128] or None,
+        keywords=digest.keywords[:64],
+        metadata={"start": start.isoformat(), "end": end.isoformat(), "message_count": len(messages)},
+        speaker=None,
+        event_time=start,
+        created_at=at,
+        updated_at=at,
+        expires_at=None,
+        source_ids=[m.id for m in messages],
+        position=None,
+        version=1,
+        content_hash=records.content_hash(digest.text),
+    )
+
+
+async def store_summary(repos: Repos, memory: MemoryRecord) -> None:
+    """Keep a summary memory with its first version, its index job and its keyword-index terms."""
+    await record_created(repos, [memory])
+    await repos.terms.add(memory.tenant_id, memory.user_id, memory.id, index_terms(memory))
+
+
+class Condenser:
+    def __init__(self, db: Database, summarizer: Summarizer, every: int, max_tokens: int) -> None:
+        self._db = db
+        self._summarizer = summarizer
+        self._every = every
+        self._max_tokens = max_tokens
+
+    async def due(self, tenant_id: str, session_id: str) -> list[MemoryRecord]:
+        """Condense every full run of ``every`` new messages (nothing when condensing is only on demand)."""
+        if self._every <= 0:
+            return []
+        return await self._condense(tenant_id, session_id, self._every, whole_runs=True)
+
+    async def now(self, tenant_id: str, session_id: str) -> list[MemoryRecord]:
+        """Condense every message not condensed yet, a last partial run included."""
+        return await self._condense(tenant_id, session_id, self._every or 20, whole_runs=False)
+
+    async def _condense(self, tenant_id: str, session_id: str, run: int, whole_runs: bool) -> list[MemoryRecord]:
+        made: list[MemoryRecord] = []
+        while True:
+            found = await snapshot(self._db, tenant_id, session_id)
+            async with self._db.transaction() as repos:
+                pending = await repos.messages.after(tenant_id, session_id, found.digest.condensed.until, run)
+            if not pending or (whole_runs and len(pending) < run):
+                return made
+            digest = await self._summarizer.condense([turn(m) for m in pending], self._max_tokens)
+            memory = summary_memory(found, pending, digest) if digest.text.strip() else None  # blank turns: none
+            async with self._db.transaction() as repos:
+                current = await still_current(repos, found.digest, "condensed")
+                if current is None:
+                    return made
+                if memory is not None:
+                    await store_summary(repos, memory)
+                await repos.digests.save(replace(current, condensed=advanced(current.condensed, pending), updated_at=now()))
+            made += [memory] if memory is not None else []

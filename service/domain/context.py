@@ -1,0 +1,187 @@
+"""The main context: one call returns the most useful memory that fits a token budget.
+
+It gathers the user's profile memories, the session's rolling summary, the relevant long-term
+memories of the user across all of their sessions (hybrid search with the query, each episode
+with the neighbouring turns that complete it, each summary with its best sources) and the
+session's newest messages, then packs them by the rules of ``service.domain.packing``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from service.domain.clock import now
+from service.domain.digests import snapshot
+from service.domain.messages import MessageService
+from service.domain.packing import SOURCES_PER_SUMMARY, Inputs, Item, Packed, pack
+from service.domain.search import Found, SearchQuery, SearchService
+from service.embedding.text import tokenize
+from service.observability.metrics import Metrics
+from service.storage.ports import Database, TokenCounter
+from service.storage.records import BufferedMessage, MemoryQuery, MemoryRecord, SessionDigest
+
+#: Search hits considered for the memories section, and how many of the best bring neighbours.
+CANDIDATES = 40
+WITH_NEIGHBOURS = 20
+#: Score share a neighbouring turn, or a summary's source, inherits from the memory it completes.
+NEIGHBOUR_WEIGHT = 0.6
+SOURCE_WEIGHT = 0.9
+PROFILE_ITEMS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class ContextRequest:
+    tenant_id: str
+    session_id: str
+    max_tokens: int
+    query: str | None = None
+    types: tuple[str, ...] | None = None
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def date_header(at: datetime) -> str:
+    return f"## {at:%Y-%m-%d}"
+
+
+def message_item(message: BufferedMessage) -> Item:
+    return Item(
+        id=message.id,
+        kind="message",
+        text=f"{message.name or message.role}: {one_line(message.content)}",
+        group=date_header(message.created_at),
+        order=(message.created_at, message.seq),
+    )
+
+
+def memory_line(memory: MemoryRecord) -> str:
+    if memory.type == "summary":
+        return f"(summary) {' / '.join(one_line(line) for line in memory.content.splitlines() if line.strip())}"
+    if memory.speaker:
+        return f"{memory.speaker}: {one_line(memory.content)}"
+    return f"({memory.type}) {one_line(memory.content)}"
+
+
+def memory_item(
+    memory: MemoryRecord, score: float | None = None, companions: tuple[tuple[Item, float], ...] = ()
+) -> Item:
+    return Item(
+        id=memory.id,
+        kind="summary" if memory.type == "summary" else "memory",
+        text=memory_line(memory),
+        score=score,
+        group=date_header(memory.event_time),
+        order=(memory.event_time, memory.session_id or "", memory.position or 0, memory.id),
+        companions=companions,
+        covers=frozenset(memory.source_ids) if memory.type == "summary" else frozenset(),
+    )
+
+
+def profile_item(memory: MemoryRecord, rank: int) -> Item:
+    return Item(id=memory.id, kind="memory", text=f"- {one_line(memory.content)}", score=memory.importance, order=(rank,))
+
+
+def summary_items(digest: SessionDigest) -> list[Item]:
+    lines = [line for line in digest.summary.splitlines() if line.strip()]
+    return [
+        Item(id=f"{digest.session_id}#summary-{i}", kind="summary", text=one_line(line), order=(i,))
+        for i, line in enumerate(lines)
+    ]
+
+
+def overlap(query_stems: frozenset[str], text: str) -> float:
+    """Share of the query's terms that ``text`` holds."""
+    return len(query_stems & set(tokenize(text))) / len(query_stems) if query_stems else 0.0
+
+
+def default_query(recent: Sequence[BufferedMessage]) -> str | None:
+    """The latest user message, else the latest message."""
+    for message in reversed(recent):
+        if message.role == "user" and message.content.strip():
+            return message.content
+    return next((m.content for m in reversed(recent) if m.content.strip()), None)
+
+
+class ContextService:
+    def __init__(
+        self, db: Database, messages: MessageService, search: SearchService, tokens: TokenCounter, metrics: Metrics
+    ) -> None:
+        self._db = db
+        self._messages = messages
+        self._search = search
+        self._tokens = tokens
+        self._metrics = metrics
+
+    async def build(self, request: ContextRequest) -> Packed:
+        started = time.perf_counter()
+        found = await snapshot(self._db, request.tenant_id, request.session_id)
+        user = found.session.user_id
+        view = await self._messages.buffer(request.tenant_id, request.session_id, None, None)
+        query = request.query if request.query is not None else default_query(view.messages)
+        memories = await self._memories(request, user, query) if query and query.strip() else []
+        inputs = Inputs(
+            profile=await self._profile(request.tenant_id, user),
+            summary=summary_items(found.digest),
+            memories=memories,
+            recent=[message_item(m) for m in view.messages],
+        )
+        packed = pack(inputs, request.max_tokens, self._tokens)
+        self._metrics.observe_context(time.perf_counter() - started)
+        return packed
+
+    async def _profile(self, tenant_id: str, user_id: str) -> list[Item]:
+        query = MemoryQuery(tenant_id=tenant_id, limit=PROFILE_ITEMS, alive_at=now(), user_id=user_id, types=("profile",))
+        async with self._db.transaction() as repos:
+            page = await repos.memories.list(query)
+        ranked = sorted(page.items, key=lambda m: (-m.importance, m.created_at))
+        return [profile_item(m, rank) for rank, m in enumerate(ranked)]
+
+    async def _memories(self, request: ContextRequest, user_id: str, query: str) -> list[Item]:
+        hits = await self._search.search(
+            SearchQuery(tenant_id=request.tenant_id, query=query, user_id=user_id, limit=CANDIDATES, types=request.types)
+        )
+        neighbours = await self._neighbours(request.tenant_id, hits[:WITH_NEIGHBOURS])
+        sources = await self._sources(request.tenant_id, hits, frozenset(tokenize(query)))
+        return [
+            memory_item(hit.memory, hit.score, neighbours.get(hit.memory.id, ()) + sources.get(hit.memory.id, ()))
+            for hit in hits
+        ]
+
+    async def _neighbours(self, tenant_id: str, hits: Sequence[Found]) -> dict[str, tuple[tuple[Item, float], ...]]:
+        """For each episode among ``hits``: the turns just before and after it in its session."""
+        places = {
+            h.memory.id: [(h.memory.session_id, h.memory.position + d) for d in (-1, 1)]
+            for h in hits
+            if h.memory.session_id is not None and h.memory.position is not None
+        }
+        async with self._db.transaction() as repos:
+            found = await repos.episodes.at_positions(tenant_id, [p for ps in places.values() for p in ps if p[1] >= 0])  # type: ignore[misc]
+        by_place = {(m.session_id, m.position): m for m in found}
+        return {
+            mid: tuple((memory_item(by_place[p]), NEIGHBOUR_WEIGHT) for p in ps if p in by_place)
+            for mid, ps in places.items()
+        }
+
+    async def _sources(
+        self, tenant_id: str, hits: Sequence[Found], query_stems: frozenset[str]
+    ) -> dict[str, tuple[tuple[Item, float], ...]]:
+        """For each summary among ``hits``: its sources that answer the query best (by shared terms)."""
+        summaries = [h.memory for h in hits if h.memory.type == "summary"]
+        wanted = list(dict.fromkeys(s for m in summaries for s in m.source_ids))
+        if not wanted:
+            return {}
+        async with self._db.transaction() as repos:
+            rows = {m.id: m for m in await repos.memories.get_many(tenant_id, wanted)}
+        out: dict[str, tuple[tuple[Item, float], ...]] = {}
+        for summary in summaries:
+            scored = sorted(
+                ((overlap(query_stems, rows[s].content), rows[s]) for s in summary.source_ids if s in rows),
+                key=lambda pair: -pair[0],
+            )
+            out[summary.id] = tuple((memory_item(m), SOURCE_WEIGHT * share) for share, m in scored[:SOURCES_PER_SUMMARY] if share > 0)
+        return out

@@ -1,0 +1,137 @@
+"""SQL stores for session digests, the keyword index and episode look-ups by turn position."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, insert, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.storage.records import Mark, MemoryRecord, Progress, SessionDigest
+from service.storage.sql.memories import memory_record
+from service.storage.sql.models import MemoryRow, MemoryTermRow, SessionDigestRow
+
+_STEPS = ("summarized", "condensed", "extracted")
+
+
+def _progress(row: SessionDigestRow, step: str) -> Progress:
+    at, seq = getattr(row, f"{step}_at"), getattr(row, f"{step}_seq")
+    until = Mark(at, seq) if at is not None and seq is not None else None
+    return Progress(count=getattr(row, f"{step}_count"), until=until)
+
+
+def _digest(row: SessionDigestRow) -> SessionDigest:
+    return SessionDigest(
+        tenant_id=row.tenant_id,
+        session_id=row.session_id,
+        summary=row.summary,
+        summary_tokens=row.summary_tokens,
+        summary_at=row.summary_at,
+        summarized=_progress(row, "summarized"),
+        condensed=_progress(row, "condensed"),
+        extracted=_progress(row, "extracted"),
+        updated_at=row.updated_at,
+    )
+
+
+def _progress_values(digest: SessionDigest) -> dict[str, object]:
+    values: dict[str, object] = {}
+    for step in _STEPS:
+        progress: Progress = getattr(digest, step)
+        values[f"{step}_count"] = progress.count
+        values[f"{step}_at"] = progress.until.at if progress.until else None
+        values[f"{step}_seq"] = progress.until.seq if progress.until else None
+    return values
+
+
+@dataclass(slots=True)
+class SqlDigests:
+    db: AsyncSession
+
+    async def get(self, tenant_id: str, session_id: str) -> SessionDigest | None:
+        row = await self.db.get(SessionDigestRow, (tenant_id, session_id))
+        return _digest(row) if row else None
+
+    async def save(self, digest: SessionDigest) -> None:
+        """Insert or overwrite the digest of its session (the caller holds the session's job)."""
+        values = {
+            "summary": digest.summary,
+            "summary_tokens": digest.summary_tokens,
+            "summary_at": digest.summary_at,
+            **_progress_values(digest),
+        }
+        row = await self.db.get(SessionDigestRow, (digest.tenant_id, digest.session_id))
+        if row is None:
+            self.db.add(SessionDigestRow(tenant_id=digest.tenant_id, session_id=digest.session_id, updated_at=digest.updated_at, **values))
+        else:
+            for name, value in values.items():
+                setattr(row, name, value)
+            row.updated_at = digest.updated_at  # type: ignore[assignment]
+        await self.db.flush()
+
+
+@dataclass(slots=True)
+class SqlTerms:
+    db: AsyncSession
+
+    async def add(self, tenant_id: str, user_id: str, memory_id: str, terms: Sequence[str]) -> None:
+        rows = [{"tenant_id": tenant_id, "user_id": user_id, "term": t, "memory_id": memory_id} for t in dict.fromkeys(terms)]
+        if rows:
+            await self.db.execute(insert(MemoryTermRow), rows)
+
+    async def lookup(self, tenant_id: str, user_id: str, terms: Sequence[str], limit: int) -> dict[str, int]:
+        """Memory id -> how many of ``terms`` it is indexed under, best first."""
+        if not terms:
+            return {}
+        matched = func.count().label("matched")
+        stmt = (
+            select(MemoryTermRow.memory_id, matched)
+            .where(
+                MemoryTermRow.tenant_id == tenant_id,
+                MemoryTermRow.user_id == user_id,
+                MemoryTermRow.term.in_(list(dict.fromkeys(terms))),
+            )
+            .group_by(MemoryTermRow.memory_id)
+            .order_by(matched.desc(), MemoryTermRow.memory_id)
+            .limit(limit)
+        )
+        return {memory_id: int(count) for memory_id, count in (await self.db.execute(stmt)).all()}
+
+    async def delete(self, tenant_id: str, memory_ids: Sequence[str]) -> None:
+        if memory_ids:
+            stmt = delete(MemoryTermRow).where(
+                MemoryTermRow.tenant_id == tenant_id, MemoryTermRow.memory_id.in_(list(memory_ids))
+            )
+            await self.db.execute(stmt)
+
+
+@dataclass(slots=True)
+class SqlEpisodes:
+    """Memories made from a session's messages, addressed by their turn position."""
+
+    db: AsyncSession
+
+    async def last_position(self, tenant_id: str, session_id: str) -> int | None:
+        stmt = select(func.max(MemoryRow.position)).where(
+            MemoryRow.tenant_id == tenant_id, MemoryRow.session_id == session_id
+        )
+        return await self.db.scalar(stmt)
+
+    async def at_positions(self, tenant_id: str, positions: Sequence[tuple[str, int]]) -> list[MemoryRecord]:
+        if not positions:
+            return []
+        stmt = select(MemoryRow).where(
+            MemoryRow.tenant_id == tenant_id,
+            tuple_(MemoryRow.session_id, MemoryRow.position).in_([tuple(p) for p in dict.fromkeys(positions)]),
+        )
+        return [memory_record(r) for r in (await self.db.scalars(stmt)).all()]
+
+    async def derived_from(self, tenant_id: str, session_id: str) -> list[MemoryRecord]:
+        """The session's episodes and the summary memories condensed from them."""
+        stmt = select(MemoryRow).where(
+            MemoryRow.tenant_id == tenant_id,
+            MemoryRow.session_id == session_id,
+            (MemoryRow.position.is_not(None)) | (MemoryRow.type == "summary"),
+        )
+        return [memory_record(r) for r in (await self.db.scalars(stmt)).all()]
