@@ -13,6 +13,7 @@ from service.storage.vectors.qdrant_edge import QdrantEdgeIndex
 from tests.processes.harness import Child, free_port, serve, service_env, wait_drained
 
 MESSAGES = 40
+CONDENSE_EVERY = 20  # the default: one summary memory per 20 messages
 
 
 @pytest.fixture
@@ -33,7 +34,8 @@ async def test_worker_process_completes_jobs_written_by_the_api(tmp_path: Path, 
             assert client.post("/v1/sessions", json={"id": "w1", "user_id": "wu"}).status_code == 201
             batch = [{"role": "user", "content": f"message number {i}"} for i in range(MESSAGES)]
             assert client.post("/v1/sessions/w1/messages", json={"messages": batch}).status_code == 201
-            assert client.get("/v1/admin/queue").json()["pending"] == MESSAGES  # the API does not index them
+            # The API does not index them: one indexing job per message, one digest job for the batch.
+            assert client.get("/v1/admin/queue").json()["pending"] == MESSAGES + 1
 
             worker.start()
             wait_drained(client)
@@ -46,6 +48,6 @@ async def test_worker_process_completes_jobs_written_by_the_api(tmp_path: Path, 
     assert worker.proc is not None and worker.proc.returncode == 0, log.read_text()[-3000:]
     index = QdrantEdgeIndex(tmp_path / "worker" / "qdrant-edge", 384)
     try:
-        assert await index.count(shared["default_tenant"]) == MESSAGES
+        assert await index.count(shared["default_tenant"]) == MESSAGES + MESSAGES // CONDENSE_EVERY
     finally:
         await index.close()

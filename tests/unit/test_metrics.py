@@ -40,6 +40,7 @@ EXPECTED: dict[str, tuple[str, tuple[str, ...]]] = {
     "memory_vector_search_seconds": ("histogram", ("mode",)),
     "memory_sql_query_seconds": ("histogram", ()),
     "memory_search_seconds": ("histogram", ("mode",)),
+    "memory_context_seconds": ("histogram", ()),
     "memory_jobs_pending": ("gauge", ()),
     "memory_jobs_oldest_pending_age_seconds": ("gauge", ()),
     "memory_jobs_completed_total": ("counter", ("kind",)),
