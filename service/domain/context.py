@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
+from service.digest.extractive import sentences
 from service.domain.clock import now
-from service.domain.digests import snapshot
+from service.domain.digests import Snapshot, read_snapshot
 from service.domain.messages import MessageService
 from service.domain.packing import SOURCES_PER_SUMMARY, Inputs, Item, Packed, pack
 from service.domain.search import Found, SearchQuery, SearchService
 from service.embedding.text import tokenize
 from service.observability.metrics import Metrics
-from service.storage.ports import Database, TokenCounter
+from service.storage.ports import Database, Repos, TokenCounter
 from service.storage.records import BufferedMessage, MemoryQuery, MemoryRecord, SessionDigest
 
 #: Search hits considered for the memories section, and how many of the best bring neighbours.
@@ -30,6 +31,9 @@ WITH_NEIGHBOURS = 20
 NEIGHBOUR_WEIGHT = 0.6
 SOURCE_WEIGHT = 0.9
 PROFILE_ITEMS = 20
+#: A memory of more sentences than this stands in the prompt as its query-relevant sentences.
+EXCERPT_SENTENCES = 2
+ELISION = "…"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,13 +71,35 @@ def memory_line(memory: MemoryRecord) -> str:
     return f"({memory.type}) {one_line(memory.content)}"
 
 
+def excerpt(content: str, query_stems: frozenset[str]) -> str:
+    """A long memory's sentences that share the most terms with the query (at most
+    ``EXCERPT_SENTENCES``, whole, in their order, gaps marked with an ellipsis); the content as it
+    is when it is short or no sentence shares a term."""
+    parts = sentences(content)
+    if len(parts) <= EXCERPT_SENTENCES or not query_stems:
+        return content
+    shared = [len(query_stems & set(tokenize(s))) for s in parts]
+    ranked = sorted((i for i, n in enumerate(shared) if n > 0), key=lambda i: (-shared[i], i))[:EXCERPT_SENTENCES]
+    if not ranked:
+        return content
+    kept, previous = [], -1
+    for i in sorted(ranked):
+        kept.append(parts[i] if i == previous + 1 else f"{ELISION} {parts[i]}")
+        previous = i
+    return " ".join(kept) + (f" {ELISION}" if previous < len(parts) - 1 else "")
+
+
 def memory_item(
-    memory: MemoryRecord, score: float | None = None, companions: tuple[tuple[Item, float], ...] = ()
+    memory: MemoryRecord,
+    score: float | None = None,
+    companions: tuple[tuple[Item, float], ...] = (),
+    query_stems: frozenset[str] = frozenset(),
 ) -> Item:
+    shown = memory if memory.type == "summary" else replace(memory, content=excerpt(memory.content, query_stems))
     return Item(
         id=memory.id,
         kind="summary" if memory.type == "summary" else "memory",
-        text=memory_line(memory),
+        text=memory_line(shown),
         score=score,
         group=date_header(memory.event_time),
         order=(memory.event_time, memory.session_id or "", memory.position or 0, memory.id),
@@ -119,13 +145,12 @@ class ContextService:
 
     async def build(self, request: ContextRequest) -> Packed:
         started = time.perf_counter()
-        found = await snapshot(self._db, request.tenant_id, request.session_id)
-        user = found.session.user_id
+        found, profile = await self._session(request.tenant_id, request.session_id)
         view = await self._messages.buffer(request.tenant_id, request.session_id, None, None)
         query = request.query if request.query is not None else default_query(view.messages)
-        memories = await self._memories(request, user, query) if query and query.strip() else []
+        memories = await self._memories(request, found.session.user_id, query) if query and query.strip() else []
         inputs = Inputs(
-            profile=await self._profile(request.tenant_id, user),
+            profile=profile,
             summary=summary_items(found.digest),
             memories=memories,
             recent=[message_item(m) for m in view.messages],
@@ -134,54 +159,62 @@ class ContextService:
         self._metrics.observe_context(time.perf_counter() - started)
         return packed
 
-    async def _profile(self, tenant_id: str, user_id: str) -> list[Item]:
-        query = MemoryQuery(tenant_id=tenant_id, limit=PROFILE_ITEMS, alive_at=now(), user_id=user_id, types=("profile",))
+    async def _session(self, tenant_id: str, session_id: str) -> tuple[Snapshot, list[Item]]:
+        """The session, its digest and its user's profile lines, read in one transaction."""
         async with self._db.transaction() as repos:
+            found = await read_snapshot(repos, tenant_id, session_id)
+            query = MemoryQuery(
+                tenant_id=tenant_id, limit=PROFILE_ITEMS, alive_at=now(), user_id=found.session.user_id, types=("profile",)
+            )
             page = await repos.memories.list(query)
         ranked = sorted(page.items, key=lambda m: (-m.importance, m.created_at))
-        return [profile_item(m, rank) for rank, m in enumerate(ranked)]
+        return found, [profile_item(m, rank) for rank, m in enumerate(ranked)]
 
     async def _memories(self, request: ContextRequest, user_id: str, query: str) -> list[Item]:
         hits = await self._search.search(
             SearchQuery(tenant_id=request.tenant_id, query=query, user_id=user_id, limit=CANDIDATES, types=request.types)
         )
-        neighbours = await self._neighbours(request.tenant_id, hits[:WITH_NEIGHBOURS])
-        sources = await self._sources(request.tenant_id, hits, frozenset(tokenize(query)))
+        stems = frozenset(tokenize(query))
+        async with self._db.transaction() as repos:
+            neighbours = await self._neighbours(repos, request.tenant_id, hits[:WITH_NEIGHBOURS], stems)
+            sources = await self._sources(repos, request.tenant_id, hits, stems)
         return [
-            memory_item(hit.memory, hit.score, neighbours.get(hit.memory.id, ()) + sources.get(hit.memory.id, ()))
+            memory_item(hit.memory, hit.score, neighbours.get(hit.memory.id, ()) + sources.get(hit.memory.id, ()), stems)
             for hit in hits
         ]
 
-    async def _neighbours(self, tenant_id: str, hits: Sequence[Found]) -> dict[str, tuple[tuple[Item, float], ...]]:
+    @staticmethod
+    async def _neighbours(
+        repos: Repos, tenant_id: str, hits: Sequence[Found], stems: frozenset[str]
+    ) -> dict[str, tuple[tuple[Item, float], ...]]:
         """For each episode among ``hits``: the turns just before and after it in its session."""
         places = {
             h.memory.id: [(h.memory.session_id, h.memory.position + d) for d in (-1, 1)]
             for h in hits
             if h.memory.session_id is not None and h.memory.position is not None
         }
-        async with self._db.transaction() as repos:
-            found = await repos.episodes.at_positions(tenant_id, [p for ps in places.values() for p in ps if p[1] >= 0])  # type: ignore[misc]
+        found = await repos.episodes.at_positions(tenant_id, [p for ps in places.values() for p in ps if p[1] >= 0])  # type: ignore[misc]
         by_place = {(m.session_id, m.position): m for m in found}
         return {
-            mid: tuple((memory_item(by_place[p]), NEIGHBOUR_WEIGHT) for p in ps if p in by_place)
+            mid: tuple((memory_item(by_place[p], query_stems=stems), NEIGHBOUR_WEIGHT) for p in ps if p in by_place)
             for mid, ps in places.items()
         }
 
+    @staticmethod
     async def _sources(
-        self, tenant_id: str, hits: Sequence[Found], query_stems: frozenset[str]
+        repos: Repos, tenant_id: str, hits: Sequence[Found], query_stems: frozenset[str]
     ) -> dict[str, tuple[tuple[Item, float], ...]]:
         """For each summary among ``hits``: its sources that answer the query best (by shared terms)."""
         summaries = [h.memory for h in hits if h.memory.type == "summary"]
         wanted = list(dict.fromkeys(s for m in summaries for s in m.source_ids))
         if not wanted:
             return {}
-        async with self._db.transaction() as repos:
-            rows = {m.id: m for m in await repos.memories.get_many(tenant_id, wanted)}
+        rows = {m.id: m for m in await repos.memories.get_many(tenant_id, wanted)}
         out: dict[str, tuple[tuple[Item, float], ...]] = {}
         for summary in summaries:
             scored = sorted(
                 ((overlap(query_stems, rows[s].content), rows[s]) for s in summary.source_ids if s in rows),
                 key=lambda pair: -pair[0],
             )
-            out[summary.id] = tuple((memory_item(m), SOURCE_WEIGHT * share) for share, m in scored[:SOURCES_PER_SUMMARY] if share > 0)
+            out[summary.id] = tuple((memory_item(m, query_stems=query_stems), SOURCE_WEIGHT * share) for share, m in scored[:SOURCES_PER_SUMMARY] if share > 0)
         return out

@@ -64,13 +64,17 @@ class Snapshot:
     digest: SessionDigest
 
 
+async def read_snapshot(repos: Repos, tenant_id: str, session_id: str) -> Snapshot:
+    session = await repos.sessions.get(tenant_id, session_id)
+    if session is None:
+        raise NotFound(f"session {session_id!r} not found")
+    digest = await repos.digests.get(tenant_id, session_id)
+    return Snapshot(session, digest or empty_digest(session))
+
+
 async def snapshot(db: Database, tenant_id: str, session_id: str) -> Snapshot:
     async with db.transaction() as repos:
-        session = await repos.sessions.get(tenant_id, session_id)
-        if session is None:
-            raise NotFound(f"session {session_id!r} not found")
-        digest = await repos.digests.get(tenant_id, session_id)
-    return Snapshot(session, digest or empty_digest(session))
+        return await read_snapshot(repos, tenant_id, session_id)
 
 
 async def still_current(repos: Repos, seen: SessionDigest, step: str) -> SessionDigest | None:
