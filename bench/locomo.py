@@ -8,9 +8,17 @@ hit@k (k = 5, 10, 20) and MRR over the top 20. BM25 and dense MiniLM baselines a
 this process over the same turns, so the table shows the service next to known reference
 numbers (see the data's README). Ingest throughput and search latency are reported too.
 
+Then the main context: for each question a fresh session of its user asks
+``POST /v1/sessions/{id}/context`` with the question as query, at each ``--context-budgets``
+budget. Its evidence share (evidence turns whose message id is an item of the answer, or whose
+posted text stands in the prompt verbatim, over all evidence) is set beside a baseline measured
+in the same run: the top 50 hybrid hits, one line each, packed in rank order into the same
+budget (o200k_base tokens).
+
     python -m bench.locomo --base-url http://127.0.0.1:8000
     python -m bench.locomo --baselines-only
     python -m bench.locomo --filler 100000 --modes hybrid
+    python -m bench.locomo --modes hybrid --questions 40 --context-budgets 1000,500
 
 The data (CC BY-NC 4.0) is read from ``--data`` (default ``../shared/bench/locomo/locomo_dev.json``
 beside the repository) and never copied into it. Results go to ``bench/results/`` (ignored by git).
@@ -501,6 +509,11 @@ class ServiceClient:
         answer = await self._call("POST", "/v1/memories/search", body, expect=200)
         return list(answer.get("items", []))
 
+    async def context(self, session_id: str, query: str, max_tokens: int) -> dict[str, Any]:
+        body = {"max_tokens": max_tokens, "query": query}
+        answer = await self._call("POST", f"/v1/sessions/{session_id}/context", body, expect=200)
+        return dict(answer)
+
     async def _call(self, method: str, path: str, body: Any, expect: int) -> Any:
         response = await self._http.request(method, path, json=body)
         if response.status_code != expect:
@@ -784,6 +797,261 @@ async def evaluate_mode(
     return ModeRun(mode, scores, latencies, empty)
 
 
+# --- context -------------------------------------------------------------------------------
+
+CONTEXT_BUDGETS: tuple[int, ...] = (1000, 500)
+MAX_CONTEXT_TOKENS = 200_000  # the service's largest accepted budget
+BASELINE_HITS = 50  # hybrid hits the baseline packs from
+BASELINE_ENCODING = "o200k_base"
+BASELINE_LINE = "[YYYY-MM-DD] <speaker>: <content>"
+TokenCount = Callable[[str], int]
+
+
+def one_line(text: str) -> str:
+    """Whitespace runs as one space, as the service writes a line into the prompt."""
+    return " ".join(text.split())
+
+
+def context_dia_ids(answer: Mapping[str, Any], message_dia: Mapping[str, str]) -> list[str]:
+    """The dia_ids of a context answer's items, over all sections, in order: an item id that is
+    a message id (an episodic memory's id is its message's) names a turn; others name none."""
+    return dedupe(
+        message_dia[str(item.get("id"))]
+        for section in answer.get("sections") or []
+        for item in section.get("items") or []
+        if str(item.get("id")) in message_dia
+    )
+
+
+def hit_dia_ids(hits: Sequence[Mapping[str, Any]], message_dia: Mapping[str, str]) -> list[str]:
+    """The dia_ids of search hits by the rule used for the context's items: the memory's id
+    mapped through ``message_dia``, else its ``metadata.dia_id``; never its ``source_ids``."""
+    ids: list[str] = []
+    for hit in hits:
+        memory = hit.get("memory") or {}
+        dia_id = message_dia.get(str(memory.get("id"))) or (memory.get("metadata") or {}).get(
+            "dia_id"
+        )
+        if dia_id:
+            ids.append(str(dia_id))
+    return dedupe(ids)
+
+
+def evidence_in_context(
+    evidence: Collection[str], dia_ids: Collection[str], prompt: str, texts: Mapping[str, str]
+) -> set[str]:
+    """The evidence turns the context holds: those among ``dia_ids``, and those whose posted
+    text (``texts``, dia_id -> message content) stands in ``prompt`` verbatim, whitespace runs
+    read as one space on both sides."""
+    flat = one_line(prompt)
+    found = set(evidence) & set(dia_ids)
+    for dia_id in set(evidence) - found:
+        text = one_line(texts.get(dia_id, ""))
+        if text and text in flat:
+            found.add(dia_id)
+    return found
+
+
+def evidence_share(evidence: Collection[str], found: Collection[str]) -> float:
+    """|evidence found| / |evidence| (0 for no evidence)."""
+    wanted = set(evidence)
+    return len(wanted & set(found)) / len(wanted) if wanted else 0.0
+
+
+def baseline_line(memory: Mapping[str, Any]) -> str:
+    """One hit as a baseline line, ``[YYYY-MM-DD] <speaker>: <content>`` (the date of its event
+    time; a memory nobody said shows its type in place of a speaker, as the service does)."""
+    when = str(memory.get("event_time") or "")
+    try:
+        day = datetime.fromisoformat(when.replace("Z", "+00:00")).strftime("%Y-%m-%d")
+    except ValueError:
+        day = when[:10]
+    speaker = memory.get("speaker")
+    who = f"{speaker}:" if speaker else f"({memory.get('type') or 'memory'})"
+    return f"[{day}] {who} {one_line(str(memory.get('content') or ''))}"
+
+
+def pack_lines(lines: Sequence[str], budget: int, count: TokenCount) -> int:
+    """How many of ``lines``, taken in order and joined by newlines, fit in ``budget`` tokens:
+    packing stops before the first line that would exceed it."""
+    taken = 0
+    for taken_next in range(1, len(lines) + 1):
+        if count("\n".join(lines[:taken_next])) > budget:
+            break
+        taken = taken_next
+    return taken
+
+
+def share_table(shares: Sequence[tuple[int, float]]) -> MetricTable:
+    """Mean evidence share (0-1) per category name and ``overall``, with the count ``n``, from
+    ``(category, share)`` pairs; a category without questions has only ``n``."""
+    groups: dict[str, list[float]] = {name: [] for name in CATEGORIES.values()}
+    for category, share in shares:
+        groups[CATEGORIES[category]].append(share)
+    groups["overall"] = [share for _, share in shares]
+    return {
+        name: {"n": len(values), **({"evidence_share": _mean(values)} if values else {})}
+        for name, values in groups.items()
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class ContextRun:
+    """One budget's measurements, one entry per question in question order."""
+
+    budget: int
+    categories: list[int]
+    context_shares: list[float]
+    baseline_shares: list[float]
+    latencies_ms: list[float]
+    context_tokens: list[int]  # the answer's ``tokens``
+    baseline_tokens: list[int]
+    text_only: int  # evidence turns found by their text only, not by an item id
+
+
+def summarise_context(run: ContextRun) -> dict[str, Any]:
+    """The results document's entry for one budget."""
+    context = share_table(list(zip(run.categories, run.context_shares, strict=True)))
+    baseline = share_table(list(zip(run.categories, run.baseline_shares, strict=True)))
+    overall_c = context["overall"].get("evidence_share")
+    overall_b = baseline["overall"].get("evidence_share")
+    return {
+        "budget": run.budget,
+        "context": context,
+        "baseline": baseline,
+        "difference_points": None if overall_c is None or overall_b is None
+        else 100.0 * (overall_c - overall_b),
+        "latency_ms": latency_summary(run.latencies_ms),
+        "context_tokens_mean": _mean(float(t) for t in run.context_tokens),
+        "context_over_budget": sum(t > run.budget for t in run.context_tokens),
+        "baseline_tokens_mean": _mean(float(t) for t in run.baseline_tokens),
+        "evidence_found_by_text_only": run.text_only,
+    }
+
+
+def score_context(
+    budget: int,
+    questions: Sequence[Question],
+    answers: Sequence[Mapping[str, Any]],
+    hits_per_question: Sequence[Sequence[Mapping[str, Any]]],
+    message_dia: Mapping[str, str],
+    texts: Mapping[str, Mapping[str, str]],
+    count: TokenCount,
+    latencies_ms: Sequence[float] = (),
+) -> ContextRun:
+    """Score one budget: each question's context answer, and its search hits packed into the
+    same budget as the baseline, by the same evidence rule. ``texts`` maps sample_id -> dia_id
+    -> posted message content."""
+    context_shares: list[float] = []
+    context_tokens: list[int] = []
+    baseline_shares: list[float] = []
+    baseline_tokens: list[int] = []
+    text_only = 0
+    for question, answer, hits in zip(questions, answers, hits_per_question, strict=True):
+        conversation_texts = texts.get(question.sample_id, {})
+        by_id = set(question.evidence) & set(context_dia_ids(answer, message_dia))
+        found = evidence_in_context(
+            question.evidence, by_id, str(answer.get("prompt") or ""), conversation_texts
+        )
+        text_only += len(found - by_id)
+        context_shares.append(evidence_share(question.evidence, found))
+        context_tokens.append(int(answer.get("tokens") or 0))
+        lines = [baseline_line(hit.get("memory") or {}) for hit in hits]
+        taken = pack_lines(lines, budget, count)
+        packed = "\n".join(lines[:taken])
+        found_baseline = evidence_in_context(
+            question.evidence, hit_dia_ids(hits[:taken], message_dia), packed, conversation_texts
+        )
+        baseline_shares.append(evidence_share(question.evidence, found_baseline))
+        baseline_tokens.append(count(packed) if packed else 0)
+    return ContextRun(
+        budget=budget,
+        categories=[q.category for q in questions],
+        context_shares=context_shares,
+        baseline_shares=baseline_shares,
+        latencies_ms=list(latencies_ms),
+        context_tokens=context_tokens,
+        baseline_tokens=baseline_tokens,
+        text_only=text_only,
+    )
+
+
+def context_session_id(run_id: str, sample_id: str, position: int) -> str:
+    return f"{run_id}-{sample_id}-ctx{position}"
+
+
+async def probe_context(client: ServiceClient, run_id: str, sample_id: str) -> str:
+    """Create the warm-up session and ask it for a context once, so that a service without the
+    endpoint fails the run before the search phase rather than after it; its id."""
+    session_id = f"{run_id}-{sample_id}-ctx-warmup"
+    await client.create_session(
+        session_id, user_id_for(run_id, sample_id), {"bench": "locomo-context", "run_id": run_id}
+    )
+    try:
+        await client.context(session_id, "hello", 100)
+    except BenchError as error:
+        raise BenchError(f"{error} (no context endpoint? pass --no-context)") from None
+    return session_id
+
+
+async def evaluate_context(
+    client: ServiceClient,
+    questions: Sequence[Question],
+    run_id: str,
+    budgets: Sequence[int],
+    message_dia: Mapping[str, str],
+    texts: Mapping[str, Mapping[str, str]],
+    concurrency: int,
+    count: TokenCount,
+    warmup_session: str | None = None,
+) -> list[ContextRun]:
+    """For each question a fresh session of its user, and its context at every budget (timed
+    one request at a time, after one untimed request), beside the packed hybrid-search baseline.
+    ``texts`` maps sample_id -> dia_id -> posted message content."""
+    sessions = [context_session_id(run_id, q.sample_id, i) for i, q in enumerate(questions)]
+    await run_bounded(
+        [
+            partial(client.create_session, session_id, user_id_for(run_id, q.sample_id),
+                    {"bench": "locomo-context", "run_id": run_id, "sample_id": q.sample_id})
+            for session_id, q in zip(sessions, questions, strict=True)
+        ],
+        concurrency,
+    )
+    hits_per_question = await run_bounded(
+        [
+            partial(client.search, q.question, user_id_for(run_id, q.sample_id), "hybrid",
+                    BASELINE_HITS)
+            for q in questions
+        ],
+        concurrency,
+    )
+    runs: list[ContextRun] = []
+    for budget in budgets:
+        if questions:
+            await client.context(warmup_session or sessions[0], questions[0].question, budget)
+        latencies: list[float] = []
+        answers: list[dict[str, Any]] = []
+        for position, (question, session_id) in enumerate(zip(questions, sessions, strict=True)):
+            started = time.perf_counter()
+            answers.append(await client.context(session_id, question.question, budget))
+            latencies.append((time.perf_counter() - started) * 1000.0)
+            if (position + 1) % 100 == 0:
+                log.info("context %d: %d/%d", budget, position + 1, len(questions))
+        runs.append(
+            score_context(budget, questions, answers, hits_per_question, message_dia, texts, count,
+                          latencies)
+        )
+    return runs
+
+
+def posted_texts(conversations: Sequence[Conversation]) -> dict[str, dict[str, str]]:
+    """sample_id -> dia_id -> the message content the benchmark posts for that turn."""
+    return {
+        c.sample_id: {turn.dia_id: message_content(turn) for turn in c.turns}
+        for c in conversations
+    }
+
+
 # ---------------------------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------------------------
@@ -857,12 +1125,60 @@ def render_markdown(result: Mapping[str, Any]) -> str:
                 f"| `{mode}` | {int(stats['n'])} | {stats['p50']:.1f} | {stats['p95']:.1f}"
                 f" | {stats['p99']:.1f} | {stats['mean']:.1f} |"
             )
+    if result.get("context"):
+        lines += ["", *render_context(result["context"])]
     footer = f"Run `{result['run_id']}` against {result['base_url']}" if result["service"] else (
         "Baselines only (no service)"
     )
     filler = result["config"].get("filler") or 0
     lines += ["", f"{footer}; filler memories: {filler}; {result['timestamp']}."]
     return "\n".join(lines)
+
+
+def _ms(stats: Mapping[str, float], key: str) -> str:
+    return f"{stats[key]:.1f}" if key in stats else "–"
+
+
+def render_context(context: Mapping[str, Any]) -> list[str]:
+    """The context section of the report: evidence share per budget beside the baseline."""
+    runs = context["runs"]
+    lines = [
+        "Main context (`POST /v1/sessions/{id}/context`, a fresh session per question, query ="
+        " the question) against the baseline: the top hybrid hits, one line each"
+        f" `{context['baseline_line']}`, packed in rank order into the same budget"
+        f" ({context['encoding']}). Evidence share = evidence turns in the context / evidence.",
+        "",
+        "| budget (tokens) | context evidence share | baseline evidence share"
+        " | difference (points) | context p50 ms | p95 ms | p99 ms |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        difference = run["difference_points"]
+        latency = run["latency_ms"]
+        lines.append(
+            f"| {run['budget']} | {_pct(run['context']['overall'].get('evidence_share'))}"
+            f" | {_pct(run['baseline']['overall'].get('evidence_share'))}"
+            f" | {'–' if difference is None else f'{difference:+.1f}'}"
+            f" | {_ms(latency, 'p50')} | {_ms(latency, 'p95')} | {_ms(latency, 'p99')} |"
+        )
+    if not runs:
+        return lines
+    counts = runs[0]["context"]
+    lines += [
+        "",
+        "Evidence share by category (questions):",
+        "",
+        "| budget | method | " + " | ".join(
+            f"{name} ({int(counts[name]['n'])})" for name in CATEGORIES.values()
+        ) + " | overall |",
+        "|---|---|" + "---|" * (len(CATEGORIES) + 1),
+    ]
+    for run in runs:
+        for method in ("context", "baseline"):
+            cells = [_pct(run[method][name].get("evidence_share"))
+                     for name in [*CATEGORIES.values(), "overall"]]
+            lines.append(f"| {run['budget']} | {method} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def write_results(result: Mapping[str, Any], path: Path) -> None:
@@ -885,6 +1201,41 @@ def parse_modes(value: str) -> list[str]:
     return dedupe(modes)
 
 
+def parse_budgets(value: str) -> list[int]:
+    """``"1000,500"`` -> ``[1000, 500]``: distinct token budgets the service accepts."""
+    try:
+        budgets = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        budgets = []
+    if not budgets or not all(1 <= b <= MAX_CONTEXT_TOKENS for b in budgets):
+        raise argparse.ArgumentTypeError(
+            f"budgets must be comma-separated integers from 1 to {MAX_CONTEXT_TOKENS}"
+        )
+    return list(dict.fromkeys(budgets))
+
+
+def parse_sample_ids(value: str) -> list[str]:
+    ids = [part.strip() for part in value.split(",") if part.strip()]
+    if not ids:
+        raise argparse.ArgumentTypeError("expected sample ids, comma-separated: conv-26,conv-30")
+    return dedupe(ids)
+
+
+def select_conversations(
+    conversations: Sequence[Conversation], sample_ids: Sequence[str] | None
+) -> list[Conversation]:
+    """The conversations named by ``sample_ids`` in data order (all when None); ValueError
+    naming the unknown ids and the known ones."""
+    if sample_ids is None:
+        return list(conversations)
+    known = [c.sample_id for c in conversations]
+    unknown = [sample_id for sample_id in sample_ids if sample_id not in known]
+    if unknown:
+        raise ValueError(f"unknown conversations {', '.join(unknown)}; the data has"
+                         f" {', '.join(known)}")
+    return [c for c in conversations if c.sample_id in sample_ids]
+
+
 def _positive_int(value: str) -> int:
     number = int(value)
     if number < 1:
@@ -903,17 +1254,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench.locomo",
         description="LoCoMo retrieval benchmark of a running memory-service, with BM25 and"
-        " dense baselines, ingest throughput and search latency.",
+        " dense baselines, ingest throughput, search latency and the main context.",
     )
     parser.add_argument("--base-url", default=DEFAULT_BASE_URL)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="locomo_dev.json")
     parser.add_argument("--modes", type=parse_modes, default=list(SERVICE_MODES),
                         help="service search modes, comma-separated (default: all three)")
-    parser.add_argument("--limit-questions", type=_positive_int, default=None, metavar="N",
+    parser.add_argument("--questions", "--limit-questions", dest="limit_questions",
+                        type=_positive_int, default=None, metavar="N",
                         help="evaluate only the first N questions (quick runs); only their"
                         " conversations are ingested")
+    parser.add_argument("--conversations", type=parse_sample_ids, default=None,
+                        metavar="IDS", help="only these conversations, comma-separated sample"
+                        " ids such as conv-26,conv-30 (default: all)")
     parser.add_argument("--concurrency", type=_positive_int, default=4,
-                        help="requests in flight while ingesting")
+                        help="requests in flight while ingesting (and while preparing the"
+                        " context phase)")
     parser.add_argument("--filler", type=_non_negative_int, default=0, metavar="N",
                         help="add N synthetic memories for other users before evaluating")
     parser.add_argument("--filler-users", type=_positive_int, default=1000)
@@ -931,6 +1287,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="compute the local baselines only; no service needed")
     parser.add_argument("--no-dense", action="store_true",
                         help="skip the dense baseline (and RRF), which loads the model")
+    parser.add_argument("--no-context", action="store_true",
+                        help="skip the main-context phase (POST /v1/sessions/{id}/context)")
+    parser.add_argument("--context-budgets", type=parse_budgets, default=list(CONTEXT_BUDGETS),
+                        metavar="TOKENS", help="token budgets of the context phase,"
+                        " comma-separated (default: 1000,500)")
     return parser
 
 
@@ -950,6 +1311,10 @@ async def run_service(
         )
         log.info("ingest: %.1f messages/s until indexed",
                  ingest_stats.as_dict()["total_items_per_s"])
+        with_context = not args.no_context and bool(questions)
+        warmup = None
+        if with_context:  # fail before the search phase when the endpoint is missing
+            warmup = await probe_context(client, run_id, questions[0].sample_id)
         filler_stats = None
         if args.filler > 0:
             memories = filler_memories(args.filler, run_id, args.filler_users, args.seed)
@@ -957,7 +1322,23 @@ async def run_service(
         runs = [
             await evaluate_mode(client, questions, run_id, mode, message_dia) for mode in args.modes
         ]
+        context = None
+        if with_context:
+            from service.embedding.tokens import BpeTokenCounter
+
+            counter = BpeTokenCounter(BASELINE_ENCODING)
+            context_runs = await evaluate_context(
+                client, questions, run_id, args.context_budgets, message_dia,
+                posted_texts(conversations), args.concurrency, counter.count, warmup,
+            )
+            context = {
+                "encoding": BASELINE_ENCODING,
+                "baseline_line": BASELINE_LINE,
+                "baseline_hits": BASELINE_HITS,
+                "runs": [summarise_context(run) for run in context_runs],
+            }
     return {
+        "context": context,
         "service": {run.mode: aggregate(run.scores) for run in runs},
         "latency_ms": {run.mode: latency_summary(run.latencies_ms) for run in runs},
         "empty_answers": {run.mode: run.empty_answers for run in runs},
@@ -979,7 +1360,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not data_path.is_file():
         log.error("no LoCoMo data at %s (pass --data PATH)", data_path)
         return 2
-    conversations = load_locomo(data_path)
+    try:
+        conversations = select_conversations(load_locomo(data_path), args.conversations)
+    except ValueError as error:
+        log.error("%s", error)
+        return 2
     questions = select_questions(conversations, args.limit_questions)
     asked = {q.sample_id for q in questions}
     conversations = [c for c in conversations if c.sample_id in asked]
@@ -994,6 +1379,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "config": {
             "data": str(data_path.resolve()), "modes": [] if args.baselines_only else args.modes,
             "limit": TOP, "limit_questions": args.limit_questions,
+            "conversations": args.conversations,
+            "context_budgets": [] if args.baselines_only or args.no_context
+            else args.context_budgets,
             "concurrency": args.concurrency, "filler": args.filler,
             "filler_users": args.filler_users, "seed": args.seed,
             "queue_timeout_s": args.queue_timeout,
@@ -1012,6 +1400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
         "metrics_unit": "fraction (0-1); the Markdown report shows percentages",
         "service": {}, "baselines": {}, "latency_ms": {}, "ingest": None, "filler": None,
+        "context": None,
     }
 
     # The service is measured first: the dense baseline loads PyTorch into this process, and its

@@ -14,23 +14,39 @@ from bench.locomo import (
     BM25,
     BenchError,
     Conversation,
+    ContextRun,
     Question,
     ServiceClient,
     aggregate,
+    baseline_line,
+    build_parser,
     clean_evidence,
+    context_dia_ids,
+    evaluate_context,
     evaluate_mode,
+    evidence_in_context,
+    evidence_share,
     filler_memories,
     hit_at_k,
+    hit_dia_ids,
     ingest,
     latency_summary,
+    pack_lines,
+    parse_budgets,
     parse_conversation,
     parse_session_datetime,
+    posted_texts,
+    probe_context,
     render_markdown,
     recall_at_k,
     reciprocal_rank,
     result_dia_ids,
     rrf,
+    score_context,
     score_question,
+    select_conversations,
+    share_table,
+    summarise_context,
     tokenize,
     top_k,
     wait_for_queue,
@@ -346,3 +362,210 @@ class TestEvaluateMode:
         assert len(run.latencies_ms) == 2 and run.empty_answers == 0
         assert run.scores[0].rr == 0.5 and run.scores[0].recall == (1.0, 1.0, 1.0)
         assert run.scores[1].rr == 0.0
+
+
+def _words(text: str) -> int:
+    """A stand-in token counter: one token per whitespace-separated word."""
+    return len(text.split())
+
+
+def _memory(memory_id: str, content: str, speaker: str | None = "Ann",
+            event_time: str = "2023-05-01T13:56:00Z", **extra: Any) -> dict[str, Any]:
+    return {"id": memory_id, "content": content, "speaker": speaker, "event_time": event_time,
+            "type": "episodic", "metadata": {}, **extra}
+
+
+def _answer(prompt: str, *ids: str, tokens: int = 10) -> dict[str, Any]:
+    items = [{"id": i, "kind": "memory", "tokens": 1, "score": 0.5} for i in ids]
+    return {"prompt": prompt, "tokens": tokens, "max_tokens": 1000,
+            "sections": [{"name": "profile", "text": "", "tokens": 0, "items": []},
+                         {"name": "memories", "text": prompt, "tokens": tokens, "items": items}]}
+
+
+class TestEvidenceShare:
+    texts = {"D1:1": "Hi Bob!", "D1:2": "Look at  this. [image: a dog]", "D2:1": "Back again."}
+
+    def test_items_of_any_section_map_through_message_ids(self) -> None:
+        answer = _answer("", "m2", "m9", "m1")
+        answer["sections"][0]["items"] = [{"id": "m3", "kind": "memory", "tokens": 1,
+                                           "score": None}]
+        answer["sections"].append({"name": "summary", "text": "", "tokens": 0, "items": [
+            {"id": "s#summary-0", "kind": "summary", "tokens": 3, "score": None}]})
+        message_dia = {"m1": "D1:1", "m2": "D1:2", "m3": "D2:1"}
+        assert context_dia_ids(answer, message_dia) == ["D2:1", "D1:2", "D1:1"]
+
+    def test_found_by_id_or_by_verbatim_text(self) -> None:
+        prompt = "## 2023-05-01\nBob: Look at this. [image: a dog]"
+        found = evidence_in_context(["D1:1", "D1:2", "D2:1"], ["D2:1"], prompt, self.texts)
+        assert found == {"D2:1", "D1:2"}  # D1:2 by its text, whitespace runs as one space
+        assert evidence_share(["D1:1", "D1:2", "D2:1"], found) == pytest.approx(2 / 3)
+
+    def test_ids_outside_the_evidence_do_not_count(self) -> None:
+        assert evidence_in_context(["D1:1"], ["D1:2", "D2:1"], "", self.texts) == set()
+        assert evidence_share([], set()) == 0.0
+
+    def test_a_text_only_partly_in_the_prompt_does_not_count(self) -> None:
+        assert evidence_in_context(["D1:2"], [], "Bob: Look at this.", self.texts) == set()
+
+    def test_hit_ids_map_by_memory_id_or_dia_id_never_by_sources(self) -> None:
+        hits = [{"memory": _memory("m2", "x")},
+                {"memory": _memory("s1", "x", type="summary", source_ids=["m1"])},
+                {"memory": _memory("e1", "x", metadata={"dia_id": "D2:1"})},
+                {"memory": _memory("m2", "x")}]
+        assert hit_dia_ids(hits, {"m1": "D1:1", "m2": "D1:2"}) == ["D1:2", "D2:1"]
+
+
+class TestBaselinePacking:
+    def test_line_format(self) -> None:
+        assert baseline_line(_memory("m1", "Hi  Bob!\nBye")) == "[2023-05-01] Ann: Hi Bob! Bye"
+        assert baseline_line(_memory("m1", "Likes tea", speaker=None, type="semantic",
+                                     event_time="2023-05-02T23:30:00+00:00")) == (
+            "[2023-05-02] (semantic) Likes tea"
+        )
+
+    def test_packs_in_order_until_the_next_line_would_exceed(self) -> None:
+        lines = ["a b c", "d e", "f g h i", "j"]
+        assert pack_lines(lines, 5, _words) == 2
+        assert pack_lines(lines, 9, _words) == 3
+        assert pack_lines(lines, 10, _words) == 4
+        assert pack_lines(lines, 2, _words) == 0  # the first line alone is too long
+        assert pack_lines(["j", "a b c"], 3, _words) == 1  # stops; never skips ahead
+        assert pack_lines([], 10, _words) == 0
+
+    def test_the_newline_counts_with_the_real_tokenizer(self) -> None:
+        from service.embedding.tokens import BpeTokenCounter
+
+        count = BpeTokenCounter("o200k_base").count
+        lines = [f"[2023-05-0{i}] Ann: I walked the dog number {i} today" for i in range(1, 8)]
+        taken = pack_lines(lines, 40, count)
+        assert 0 < taken < len(lines)
+        assert count("\n".join(lines[:taken])) <= 40 < count("\n".join(lines[: taken + 1]))
+
+
+class TestContextSummary:
+    def test_share_table_per_category_and_overall(self) -> None:
+        table = share_table([(1, 1.0), (1, 0.5), (4, 0.0)])
+        assert table["multi-hop"] == {"n": 2, "evidence_share": 0.75}
+        assert table["single-hop"] == {"n": 1, "evidence_share": 0.0}
+        assert table["temporal"] == {"n": 0}
+        assert table["overall"]["evidence_share"] == pytest.approx(0.5)
+
+    def test_score_context_beside_the_packed_baseline(self) -> None:
+        questions = [Question("conv-x", "q1", ("D1:1", "D1:2"), 1),
+                     Question("conv-x", "q2", ("D2:1",), 4)]
+        message_dia = {"m1": "D1:1", "m2": "D1:2", "m3": "D2:1"}
+        texts = {"conv-x": {"D1:1": "Hi Bob!", "D1:2": "Look at this.", "D2:1": "Back again."}}
+        answers = [_answer("Ann: Hi Bob!\nBob: Look at this.", "m1", tokens=8),
+                   _answer("", tokens=0)]
+        hits = [[{"memory": _memory("m2", "Look at this.", speaker="Bob")},
+                 {"memory": _memory("m1", "Hi Bob!")}],  # the second line exceeds 6 words
+                [{"memory": _memory("m3", "Back again.")}]]
+        run = score_context(6, questions, answers, hits, message_dia, texts, _words, [3.0, 5.0])
+        assert run.context_shares == [1.0, 0.0] and run.text_only == 1
+        assert run.baseline_shares == [0.5, 1.0]
+        assert run.baseline_tokens == [5, 4] and run.context_tokens == [8, 0]
+        summary = summarise_context(run)
+        assert summary["context"]["overall"]["evidence_share"] == 0.5
+        assert summary["baseline"]["overall"]["evidence_share"] == 0.75
+        assert summary["difference_points"] == pytest.approx(-25.0)
+        assert summary["context_over_budget"] == 1
+        assert summary["latency_ms"]["p50"] == pytest.approx(4.0)
+
+    def test_report_has_the_context_tables(self) -> None:
+        run = ContextRun(1000, [1, 4], [1.0, 0.5], [0.5, 0.5], [1.0, 2.0, 3.0], [900, 950],
+                         [990, 980], 0)
+        question = Question("c", "q", ("D1:1",), 1)
+        table = aggregate([score_question(question, ["D1:1"])])
+        result = {
+            "timestamp": "2024-01-01T00:00:00+00:00", "base_url": "http://x", "run_id": "r",
+            "config": {"filler": 0}, "dataset": {"conversations": 1, "questions": 2},
+            "service": {"hybrid": table}, "baselines": {}, "latency_ms": {}, "ingest": None,
+            "filler": None,
+            "context": {"encoding": "o200k_base", "baseline_line": "[YYYY-MM-DD] <s>: <c>",
+                        "baseline_hits": 50, "runs": [summarise_context(run)]},
+        }
+        markdown = render_markdown(result)
+        assert "| 1000 | 75.0 | 50.0 | +25.0 | 2.0 | 2.9 | 3.0 |" in markdown
+        assert "| 1000 | context | 100.0 | – | – | 50.0 | 75.0 |" in markdown
+        assert "| 1000 | baseline | 50.0 | – | – | 50.0 | 50.0 |" in markdown
+        assert "multi-hop (1)" in markdown
+        assert "Main context" not in render_markdown({**result, "context": None})
+
+
+class TestSelection:
+    def test_conversations_by_sample_id_in_data_order(self) -> None:
+        first = parse_conversation(_raw_conversation())
+        second = parse_conversation({**_raw_conversation(), "sample_id": "conv-y"})
+        assert select_conversations([first, second], None) == [first, second]
+        assert select_conversations([first, second], ["conv-y", "conv-x"]) == [first, second]
+        assert select_conversations([first, second], ["conv-y"]) == [second]
+        with pytest.raises(ValueError, match="unknown conversations conv-z"):
+            select_conversations([first, second], ["conv-z"])
+
+    def test_flags(self) -> None:
+        args = build_parser().parse_args(
+            ["--questions", "40", "--conversations", "conv-26, conv-30"]
+        )
+        assert args.limit_questions == 40 and args.conversations == ["conv-26", "conv-30"]
+        assert args.context_budgets == [1000, 500] and not args.no_context
+        assert build_parser().parse_args(["--limit-questions", "7"]).limit_questions == 7
+        assert parse_budgets("2000, 500,2000") == [2000, 500]
+        for bad in ("", "0", "a,1", "300000"):
+            with pytest.raises(Exception):
+                parse_budgets(bad)
+
+    def test_posted_texts_are_the_message_contents(self) -> None:
+        texts = posted_texts([parse_conversation(_raw_conversation())])
+        assert texts["conv-x"]["D1:2"] == "Look at this. [image: a photo of a dog]"
+
+
+class TestEvaluateContext:
+    async def test_fresh_session_per_question_and_one_timed_call_per_budget(self) -> None:
+        calls: list[tuple[str, dict[str, Any]]] = []
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            body = json.loads(request.content)
+            calls.append((request.url.path, body))
+            if request.url.path == "/v1/sessions":
+                return httpx.Response(201, json=body)
+            if request.url.path == "/v1/memories/search":
+                return httpx.Response(200, json={"items": [
+                    {"memory": _memory("m1", "Hi Bob!"), "score": 1.0}]})
+            return httpx.Response(200, json=_answer("Ann: Hi Bob!", "m1", tokens=4))
+
+        questions = [Question("conv-x", "q1", ("D1:1",), 1),
+                     Question("conv-x", "q2", ("D2:1",), 4)]
+        transport = httpx.MockTransport(handler)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
+            client = ServiceClient(http)
+            warmup = await probe_context(client, "run1", "conv-x")
+            runs = await evaluate_context(
+                client, questions, "run1", [1000, 500], {"m1": "D1:1"},
+                {"conv-x": {"D1:1": "Hi Bob!"}}, concurrency=2, count=_words,
+                warmup_session=warmup,
+            )
+        sessions = [body for path, body in calls if path == "/v1/sessions"]
+        assert [s["id"] for s in sessions] == ["run1-conv-x-ctx-warmup", "run1-conv-x-ctx0",
+                                               "run1-conv-x-ctx1"]
+        assert {s["user_id"] for s in sessions} == {"run1-conv-x"}
+        searches = [body for path, body in calls if path == "/v1/memories/search"]
+        assert searches[0] == {"query": "q1", "user_id": "run1-conv-x", "limit": 50,
+                               "mode": "hybrid"}
+        contexts = [(path, body) for path, body in calls if path.endswith("/context")]
+        assert len(contexts) == 1 + 2 * (1 + 2)  # the probe; per budget a warm-up and each question
+        assert contexts[-1] == ("/v1/sessions/run1-conv-x-ctx1/context",
+                                {"max_tokens": 500, "query": "q2"})
+        assert [run.budget for run in runs] == [1000, 500]
+        assert runs[0].context_shares == [1.0, 0.0] and runs[0].baseline_shares == [1.0, 0.0]
+        assert len(runs[1].latencies_ms) == 2
+
+    async def test_a_missing_endpoint_is_a_clear_error(self) -> None:
+        def handler(request: httpx.Request) -> httpx.Response:
+            if request.url.path == "/v1/sessions":
+                return httpx.Response(201, json=json.loads(request.content))
+            return httpx.Response(404, json={"title": "Not Found", "status": 404})
+
+        transport = httpx.MockTransport(handler)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
+            with pytest.raises(BenchError, match="--no-context"):
+                await probe_context(ServiceClient(http), "run1", "conv-x")
