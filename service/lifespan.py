@@ -148,7 +148,9 @@ def build_state(settings: Settings, backends: Backends, metrics: Metrics) -> Sta
         settings.summary_max_tokens,
         metrics,
     )
-    condenser = Condenser(backends.db, summarizer, settings.condense_every_messages, settings.condense_max_tokens)
+    condenser = Condenser(
+        backends.db, summarizer, settings.condense_every_messages, settings.condense_max_tokens, metrics
+    )
     steps: list[DigestStep] = [summaries.fold, condenser.due]
     if settings.extract_facts:
         steps.insert(1, FactExtraction(backends.db, extractor, memories, metrics).run)

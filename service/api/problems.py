@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.domain.errors import DomainError
+from service.embedding.sentence_transformer import EmbedderClosedError
 from service.observability.http import current_request_id
 
 log = logging.getLogger(__name__)
@@ -70,8 +71,16 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+async def _embedder_closed(request: Request, exc: Exception) -> JSONResponse:
+    """The embedding model is shutting down (or never started): try again, maybe elsewhere."""
+    response = problem_response(request, 503, "embedder_unavailable", "the embedding model is not running; retry shortly")
+    response.headers["Retry-After"] = "1"
+    return response
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(EmbedderClosedError, _embedder_closed)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
 

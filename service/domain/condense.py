@@ -18,6 +18,7 @@ from service.domain.clock import now
 from service.domain.digests import Snapshot, advanced, snapshot, still_current, turn
 from service.domain.memories import record_created
 from service.embedding.text import tokenize
+from service.observability.metrics import Metrics
 from service.storage.ports import Database, Repos
 from service.storage.records import MemoryRecord, MessageRecord
 
@@ -63,8 +64,9 @@ async def store_summary(repos: Repos, memory: MemoryRecord) -> None:
 
 
 class Condenser:
-    def __init__(self, db: Database, summarizer: Summarizer, every: int, max_tokens: int) -> None:
+    def __init__(self, db: Database, summarizer: Summarizer, every: int, max_tokens: int, metrics: Metrics) -> None:
         self._db = db
+        self._metrics = metrics
         self._summarizer = summarizer
         self._every = every
         self._max_tokens = max_tokens
@@ -96,4 +98,6 @@ class Condenser:
                 if memory is not None:
                     await store_summary(repos, memory)
                 await repos.digests.save(replace(current, condensed=advanced(current.condensed, pending), updated_at=now()))
-            made += [memory] if memory is not None else []
+            if memory is not None:
+                made.append(memory)
+                self._metrics.summary_written()

@@ -205,7 +205,10 @@ class MemoryService:
 
     async def _save_change(self, repos: Repos, previous: MemoryRecord, memory: MemoryRecord, op: str) -> None:
         """Store a changed memory with a version recording the diff, and queue it for re-indexing."""
-        await repos.memories.replace(memory)
+        try:
+            await repos.memories.replace(memory)
+        except LookupError as exc:  # deleted by another request since it was read
+            raise NotFound(f"memory {memory.id!r} not found") from exc
         await repos.memories.add_versions(
             memory.tenant_id, [records.version(memory, op, records.diff(previous, memory), memory.updated_at)]
         )

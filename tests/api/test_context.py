@@ -4,6 +4,7 @@ backend sets with the real model."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -178,6 +179,10 @@ class TestRollingSummary:
             assert [m["content"] for m in buffer["messages"]] == [f"later message {i}" for i in range(4)]
             ctx = await context(client, "s1", 1000, query="goats")
             assert "# Summary of earlier conversation" in ctx["prompt"] and section(ctx, "summary")["items"]
+            metrics = (await client.get("/metrics")).text
+            assert re.search(r"^memory_summaries_total [1-9]", metrics, re.M), "the dashboard's summary panel has data"
+            assert re.search(r"^memory_extractions_total [1-9]", metrics, re.M)
+            assert re.search(r"^memory_context_seconds_count [1-9]", metrics, re.M)
 
     async def test_the_token_cap_also_pushes_messages_out(self, settings: Settings, embedder) -> None:
         async with start(await app_with(settings, embedder, buffer_max_tokens=30, condense_every_messages=0)) as client:

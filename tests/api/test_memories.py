@@ -147,3 +147,28 @@ class TestExpiry:
         assert await purge_expired(app.state.memory.backends.db) >= 1
         history = (await client.get(f"/v1/memories/{gone_id}/history")).json()["versions"]
         assert history[-1]["op"] == "expired"
+
+
+class TestEmbedderUnavailable:
+    async def test_a_closed_embedder_is_a_503_problem_not_a_500(self, settings: Settings) -> None:
+        from functools import partial
+
+        from service.embedding.sentence_transformer import SentenceTransformerEmbedder
+        from service.lifespan import open_backends
+        from service.main import create_app
+        from tests.conftest import migrated, start
+
+        class Encoder:
+            def get_embedding_dimension(self) -> int:
+                return 384
+
+            def encode(self, inputs: list[str], **kwargs: object) -> list[list[float]]:
+                return [[1.0] + [0.0] * 383 for _ in inputs]
+
+        closed = SentenceTransformerEmbedder(Encoder())  # never started: every request is refused
+        await migrated(settings.sql_url)
+        async with start(create_app(settings, build=partial(open_backends, embedder=closed))) as client:
+            response = await client.post("/v1/memories", json=FACT)
+            body = assert_problem(response, 503, "embedder_unavailable")
+            assert response.headers["retry-after"] == "1" and "embedding" in body["detail"]
+            assert (await client.get("/v1/memories", params={"user_id": "u1"})).json()["items"] == []
