@@ -59,9 +59,17 @@ class FactExtraction:
             return 0
         facts = await self._extractor.extract([turn(m) for m in pending])
         # Applied before the mark moves: a crash in between repeats facts, which dedup absorbs.
-        applied = 0
-        for fact in facts:
-            applied += await self._apply(found.session, await self._decide(found.session, fact))
+        session = found.session
+        nearest = await self._memories.similar_many(
+            tenant_id, session.user_id, [f.content for f in facts], ("semantic", "profile"), SIMILAR
+        )
+        applied, made = 0, []
+        for fact, similar in zip(facts, nearest, strict=True):
+            # Memories this batch already wrote count as known, so a later fact can update them.
+            decision = await self._extractor.decide(fact, [known(m) for m in [*made, *similar]])
+            changed = await self._apply(session, decision)
+            made += changed
+            applied += bool(changed)
         async with self._db.transaction() as repos:
             current = await still_current(repos, found.digest, "extracted")
             if current is not None:
@@ -69,22 +77,18 @@ class FactExtraction:
         self._metrics.extraction_completed()
         return applied
 
-    async def _decide(self, session: SessionRecord, fact: Fact) -> FactDecision:
-        similar = await self._memories.similar(session.tenant_id, session.user_id, fact.content, ("semantic", "profile"), SIMILAR)
-        return await self._extractor.decide(fact, [known(m) for m in similar])
-
-    async def _apply(self, session: SessionRecord, decision: FactDecision) -> int:
+    async def _apply(self, session: SessionRecord, decision: FactDecision) -> list[MemoryRecord]:
+        """Carry out one decision; returns the memory it wrote (none for delete and nothing)."""
         fact, target = decision.fact, decision.target_id
         try:
             if decision.op == "add" or (decision.op in ("update", "delete") and target is None):
-                await self._memories.add(session.tenant_id, [fact_memory(session, fact)])
-            elif decision.op == "update" and target is not None:
+                [outcome] = await self._memories.add(session.tenant_id, [fact_memory(session, fact)])
+                return [outcome.memory]
+            if decision.op == "update" and target is not None:
                 changes = {"content": fact.content, "metadata": fact_memory(session, fact).metadata}
-                await self._memories.update(session.tenant_id, target, changes, source_ids=[fact.source_id])
-            elif decision.op == "delete" and target is not None:
+                return [await self._memories.update(session.tenant_id, target, changes, source_ids=[fact.source_id])]
+            if decision.op == "delete" and target is not None:
                 await self._memories.delete(session.tenant_id, target)
-            else:
-                return 0
         except NotFound:
-            return 0  # the target went away meanwhile
-        return 1
+            pass  # the target went away meanwhile
+        return []

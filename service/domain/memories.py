@@ -263,17 +263,21 @@ class MemoryService:
         self._wake()
         return updated
 
-    async def similar(
-        self, tenant_id: str, user_id: str, text: str, types: tuple[str, ...], limit: int
-    ) -> list[MemoryRecord]:
-        """The user's memories of these types nearest to ``text`` (dense cosine), nearest first."""
+    async def similar_many(
+        self, tenant_id: str, user_id: str, texts: Sequence[str], types: tuple[str, ...], limit: int
+    ) -> list[list[MemoryRecord]]:
+        """For each text, the user's memories of these types nearest to it (dense cosine), nearest
+        first; the texts are embedded in one batch."""
+        if not texts:
+            return []
         at = now()
-        [vector] = await self._embedder.embed([text])
         where = VectorFilter(tenant_id=tenant_id, user_id=user_id, types=types, alive_at=at.timestamp())
-        hits = await self._vectors.search(VectorQuery(filter=where, limit=limit, dense=vector))
+        vectors = await self._embedder.embed(list(texts))
+        found = [await self._vectors.search(VectorQuery(filter=where, limit=limit, dense=v)) for v in vectors]
         async with self._db.transaction() as repos:
-            rows = {m.id: m for m in await repos.memories.get_many(tenant_id, [h.id for h in hits])}
-        return [rows[h.id] for h in hits if h.id in rows and alive(rows[h.id], at)]
+            ids = list(dict.fromkeys(h.id for hits in found for h in hits))
+            rows = {m.id: m for m in await repos.memories.get_many(tenant_id, ids)}
+        return [[rows[h.id] for h in hits if h.id in rows and alive(rows[h.id], at)] for hits in found]
 
     async def delete(self, tenant_id: str, memory_id: str) -> None:
         at = now()
