@@ -25,13 +25,15 @@ from service.storage.ports import Database, Repos, TokenCounter
 from service.storage.records import BufferedMessage, MemoryQuery, MemoryRecord, SessionDigest
 
 #: Search hits considered for the memories section, and how many of the best bring neighbours.
-CANDIDATES = 40
+CANDIDATES = 60
 WITH_NEIGHBOURS = 20
 #: Score share a neighbouring turn, or a summary's source, inherits from the memory it completes.
 NEIGHBOUR_WEIGHT = 0.6
 SOURCE_WEIGHT = 0.9
 PROFILE_ITEMS = 20
-#: A memory of more sentences than this stands in the prompt as its query-relevant sentences.
+#: A memory of more than ``EXCERPT_OVER`` sentences stands in the prompt as its (at most
+#: ``EXCERPT_SENTENCES``) query-relevant sentences.
+EXCERPT_OVER = 2
 EXCERPT_SENTENCES = 2
 ELISION = "…"
 
@@ -76,7 +78,7 @@ def excerpt(content: str, query_stems: frozenset[str]) -> str:
     ``EXCERPT_SENTENCES``, whole, in their order, gaps marked with an ellipsis); the content as it
     is when it is short or no sentence shares a term."""
     parts = sentences(content)
-    if len(parts) <= EXCERPT_SENTENCES or not query_stems:
+    if len(parts) <= EXCERPT_OVER or not query_stems:
         return content
     shared = [len(query_stems & set(tokenize(s))) for s in parts]
     ranked = sorted((i for i, n in enumerate(shared) if n > 0), key=lambda i: (-shared[i], i))[:EXCERPT_SENTENCES]
