@@ -15,17 +15,10 @@ from service.embedding.tokens import BpeTokenCounter
 from service.settings import Settings
 from tests.api.helpers import assert_problem, drained, new_session, post_messages, search
 from tests.conftest import app_for, migrated, start
+from tests.unit.test_extractive import TRIP  # the example conversation, one place
 
 TOKENS = BpeTokenCounter("o200k_base")
 T0 = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
-TRIP = (
-    "I love alpine lakes",
-    "My budget for the trip is 20,000 CNY",
-    "I want a guesthouse with a view of the mountains",
-    "I'm worried about altitude sickness",
-    "I also like photography",
-    "My flight to Zurich is booked for 5 October",
-)
 
 
 async def post_turns(client: httpx.AsyncClient, session_id: str, *turns: tuple[str, str], start: datetime = T0) -> list[dict[str, Any]]:
