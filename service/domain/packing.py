@@ -133,14 +133,21 @@ class _Claims:
     order: list[tuple[SectionName, Item]] = field(default_factory=list)
     used: int = 0
     ids: set[str] = field(default_factory=set)
+    groups: dict[SectionName, set[str]] = field(default_factory=lambda: {n: set() for n in SECTIONS})
+    counted: dict[str, int] = field(default_factory=dict)
+
+    def line(self, text: str) -> int:
+        """Tokens of one line with its newline (each distinct line is counted once)."""
+        if text not in self.counted:
+            self.counted[text] = self.tokens.count(text + "\n")
+        return self.counted[text]
 
     def cost(self, name: SectionName, item: Item) -> int:
-        section = self.chosen[name]
-        cost = self.tokens.count(item.text + "\n")
-        if not section:
-            cost += self.tokens.count(TITLES[name] + "\n") + 1
-        if item.group is not None and all(i.group != item.group for i in section):
-            cost += self.tokens.count(item.group + "\n")
+        cost = self.line(item.text)
+        if not self.chosen[name]:
+            cost += self.line(TITLES[name]) + 1
+        if item.group is not None and item.group not in self.groups[name]:
+            cost += self.line(item.group)
         return cost
 
     def take(self, name: SectionName, item: Item, limit: int) -> bool:
@@ -153,6 +160,8 @@ class _Claims:
         self.used += cost
         self.ids.add(item.id)
         self.chosen[name].append(item)
+        if item.group is not None:
+            self.groups[name].add(item.group)
         self.order.append((name, item))
         return True
 
