@@ -19,14 +19,14 @@ from service.domain.digests import Snapshot, read_snapshot
 from service.domain.messages import MessageService
 from service.domain.packing import SOURCES_PER_SUMMARY, Inputs, Item, Packed, pack
 from service.domain.search import Found, SearchQuery, SearchService
-from service.embedding.text import tokenize
+from service.embedding.text import term_set
 from service.observability.metrics import Metrics
 from service.storage.ports import Database, Repos, TokenCounter
 from service.storage.records import BufferedMessage, MemoryQuery, MemoryRecord, SessionDigest
 
 #: Search hits considered for the memories section, and how many of the best bring neighbours.
 CANDIDATES = 60
-WITH_NEIGHBOURS = 20
+WITH_NEIGHBOURS = 10
 #: Score share a neighbouring turn, or a summary's source, inherits from the memory it completes.
 NEIGHBOUR_WEIGHT = 0.6
 SOURCE_WEIGHT = 0.9
@@ -80,7 +80,7 @@ def excerpt(content: str, query_stems: frozenset[str]) -> str:
     parts = sentences(content)
     if len(parts) <= EXCERPT_OVER or not query_stems:
         return content
-    shared = [len(query_stems & set(tokenize(s))) for s in parts]
+    shared = [len(query_stems & term_set(s)) for s in parts]
     ranked = sorted((i for i, n in enumerate(shared) if n > 0), key=lambda i: (-shared[i], i))[:EXCERPT_SENTENCES]
     if not ranked:
         return content
@@ -124,7 +124,7 @@ def summary_items(digest: SessionDigest) -> list[Item]:
 
 def overlap(query_stems: frozenset[str], text: str) -> float:
     """Share of the query's terms that ``text`` holds."""
-    return len(query_stems & set(tokenize(text))) / len(query_stems) if query_stems else 0.0
+    return len(query_stems & term_set(text)) / len(query_stems) if query_stems else 0.0
 
 
 def default_query(recent: Sequence[BufferedMessage]) -> str | None:
@@ -176,7 +176,7 @@ class ContextService:
         hits = await self._search.search(
             SearchQuery(tenant_id=request.tenant_id, query=query, user_id=user_id, limit=CANDIDATES, types=request.types)
         )
-        stems = frozenset(tokenize(query))
+        stems = term_set(query)
         async with self._db.transaction() as repos:
             neighbours = await self._neighbours(repos, request.tenant_id, hits[:WITH_NEIGHBOURS], stems)
             sources = await self._sources(repos, request.tenant_id, hits, stems)

@@ -33,7 +33,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from service.embedding.text import tokenize
+from service.embedding.text import term_set
 from service.storage.ports import TokenCounter
 
 SectionName = Literal["profile", "summary", "memories", "recent"]
@@ -179,10 +179,6 @@ def _take_best(claims: _Claims, name: SectionName, items: Iterable[Item], limit:
         claims.take(name, item, limit)
 
 
-def _stems(text: str) -> frozenset[str]:
-    return frozenset(tokenize(text))
-
-
 def _near_duplicate(stems: frozenset[str], taken: Sequence[frozenset[str]]) -> bool:
     if not stems:
         return False
@@ -228,7 +224,7 @@ class _MemoryPicker:
             neg, _, item = heapq.heappop(self._heap)
             if item.id in self._claims.ids or self._covered_out(item):
                 continue
-            stems = _stems(item.text)
+            stems = term_set(item.text)
             if _near_duplicate(stems, self._stems):
                 continue
             scored = Item(**{**_fields(item), "score": -neg})

@@ -18,7 +18,7 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
-__all__ = ["STOPWORDS", "PorterStemmer", "keywords", "stem", "term_id", "tokenize", "words"]
+__all__ = ["STOPWORDS", "PorterStemmer", "keywords", "stem", "term_id", "term_set", "tokenize", "words"]
 
 # Words: runs of unicode letters/digits, optionally joined by inner apostrophes (don't, Mel's).
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
@@ -224,6 +224,12 @@ def tokenize(text: str) -> list[str]:
     """Index terms of ``text``: lowercase words without stopwords, Porter-stemmed, in order
     and with repeats (so term frequencies can be counted)."""
     return [stem(w) for w in words(text) if w not in STOPWORDS]
+
+
+@lru_cache(maxsize=32768)
+def term_set(text: str) -> frozenset[str]:
+    """The distinct index terms of ``text`` (cached: memories are read again and again)."""
+    return frozenset(tokenize(text))
 
 
 def term_id(token: str) -> int:
