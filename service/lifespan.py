@@ -149,7 +149,12 @@ def build_state(settings: Settings, backends: Backends, metrics: Metrics) -> Sta
         metrics,
     )
     condenser = Condenser(
-        backends.db, summarizer, settings.condense_every_messages, settings.condense_max_tokens, metrics
+        backends.db,
+        summarizer,
+        settings.condense_every_messages,
+        settings.condense_max_tokens,
+        metrics,
+        wake=lambda: outbox.wake(),
     )
     steps: list[DigestStep] = [summaries.fold, condenser.due]
     if settings.extract_facts:

@@ -8,7 +8,7 @@ query naming the topic finds the summary, and through its sources the raw turns.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from uuid import uuid4
 
@@ -64,9 +64,18 @@ async def store_summary(repos: Repos, memory: MemoryRecord) -> None:
 
 
 class Condenser:
-    def __init__(self, db: Database, summarizer: Summarizer, every: int, max_tokens: int, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        db: Database,
+        summarizer: Summarizer,
+        every: int,
+        max_tokens: int,
+        metrics: Metrics,
+        wake: Callable[[], None] = lambda: None,
+    ) -> None:
         self._db = db
         self._metrics = metrics
+        self._wake = wake
         self._summarizer = summarizer
         self._every = every
         self._max_tokens = max_tokens
@@ -77,7 +86,7 @@ class Condenser:
             return []
         return await self._condense(tenant_id, session_id, self._every, whole_runs=True)
 
-    async def now(self, tenant_id: str, session_id: str) -> list[MemoryRecord]:
+    async def pending(self, tenant_id: str, session_id: str) -> list[MemoryRecord]:
         """Condense every message not condensed yet, a last partial run included."""
         return await self._condense(tenant_id, session_id, self._every or 20, whole_runs=False)
 
@@ -101,3 +110,4 @@ class Condenser:
             if memory is not None:
                 made.append(memory)
                 self._metrics.summary_written()
+                self._wake()  # its indexing job is committed

@@ -111,6 +111,7 @@ class MemoryService:
         self._indexer = indexer
         self._limits = limits
         self._wake = wake
+
     def _check(self, batch: Sequence[NewMemory]) -> None:
         if not batch:
             raise InvalidInput("memories must hold at least one memory")
@@ -246,9 +247,6 @@ class MemoryService:
         """Change a memory (a new version); ``source_ids`` are added to the ones it has."""
         if "content" in changes:
             self._check([NewMemory(user_id="-", content=changes["content"])])
-        unknown = set(changes) - records.MUTABLE_FIELDS
-        if unknown:
-            raise InvalidInput(f"fields cannot be changed: {', '.join(sorted(unknown))}")
         at = now()
         async with self._db.transaction() as repos:
             found = await repos.memories.get_many(tenant_id, [memory_id])

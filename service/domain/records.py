@@ -8,6 +8,7 @@ from dataclasses import asdict, replace
 from datetime import datetime
 from typing import Any
 
+from service.domain.errors import InvalidInput
 from service.storage.records import MemoryRecord, MemoryVersion
 
 MEMORY_TYPES = ("semantic", "episodic", "procedural", "summary", "profile")
@@ -51,6 +52,6 @@ def apply_changes(memory: MemoryRecord, changes: dict[str, Any], at: datetime) -
     """The memory with ``changes`` applied, its version bumped and its hash kept in step."""
     unknown = set(changes) - MUTABLE_FIELDS
     if unknown:
-        raise ValueError(f"fields cannot be changed: {', '.join(sorted(unknown))}")
+        raise InvalidInput(f"fields cannot be changed: {', '.join(sorted(unknown))}")
     changed = replace(memory, **changes)
     return replace(changed, version=memory.version + 1, updated_at=at, content_hash=content_hash(changed.content))

@@ -13,7 +13,7 @@ from service.domain import ranking
 from service.domain.clock import now
 from service.domain.indexing import payload
 from service.domain.memories import alive
-from service.embedding.text import tokenize
+from service.embedding.text import term_set
 from service.observability.metrics import Metrics
 from service.storage.ports import Database, Embedder, SparseEncoder, VectorIndex
 from service.storage.records import MemoryRecord, VectorFilter, VectorHit, VectorQuery
@@ -128,15 +128,16 @@ class SearchService:
     async def _indexed(self, q: SearchQuery, text: str, where: VectorFilter) -> list[ranking.Candidate]:
         """Memories the keyword index files under the query's terms (summaries by topic), with the
         share of the query's terms they match as their score."""
-        terms = tokenize(text)
+        terms = sorted(term_set(text))
         if q.mode == "semantic" or not terms:
             return []
         async with self._db.transaction() as repos:
             matched = await repos.terms.lookup(q.tenant_id, q.user_id, terms, INDEXED_CANDIDATES)
             rows = await repos.memories.get_many(q.tenant_id, list(matched))
-        share = len(set(terms))
         return [
-            ranking.Candidate(id=m.id, score=matched[m.id] / share, payload=payload(m)) for m in rows if matches(m, where)
+            ranking.Candidate(id=m.id, score=matched[m.id] / len(terms), payload=payload(m))
+            for m in rows
+            if matches(m, where)
         ]
 
     async def search(self, q: SearchQuery) -> list[Found]:

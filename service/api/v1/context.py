@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import status
 
-from service.api.deps import CondenserDep, ContextDep, StateDep, SummariesDep, TenantDep
+from service.api.deps import CondenserDep, ContextDep, SummariesDep, TenantDep
 from service.api.routing import resource_router
 from service.api.v1.sessions import SessionId
 from service.domain.context import ContextRequest as Request
@@ -65,10 +65,7 @@ async def get_summary(session_id: SessionId, summaries: SummariesDep, tenant: Te
 
 
 @router.post("/condense", response_model=CondenseResult)
-async def condense_session(
-    session_id: SessionId, condenser: CondenserDep, tenant: TenantDep, state: StateDep
-) -> CondenseResult:
+async def condense_session(session_id: SessionId, condenser: CondenserDep, tenant: TenantDep) -> CondenseResult:
     """Condense the messages not condensed yet into summary memories now."""
-    made = await condenser.now(tenant, session_id)
-    state.outbox.wake()
+    made = await condenser.pending(tenant, session_id)
     return CondenseResult(items=[Memory.model_validate(m) for m in made])
