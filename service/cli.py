@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import os
 import sys
@@ -15,6 +16,7 @@ from service.observability.logging import configure_logging
 from service.observability.metrics import prepare_multiprocess_dir
 from service.settings import Settings
 from service.storage.sql import migrate as migrations
+from service import keys_cli
 from service.workers import runner
 
 log = logging.getLogger("service.cli")
@@ -26,8 +28,27 @@ def _migrate(settings: Settings) -> int:
     return 0
 
 
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
+
+    if settings.auth_disabled and not _loopback(args.host) and not args.insecure:
+        print(
+            f"memory-service: refusing to serve {args.host} with MEMORY_AUTH_DISABLED=true: anyone who reaches "
+            "the port could read and delete every memory. Bind 127.0.0.1, enable keys, or pass --insecure.",
+            file=sys.stderr,
+        )
+        return 2
+    if settings.auth_disabled:
+        print(f"memory-service: authentication is off; serving {args.host}:{args.port} without API keys", file=sys.stderr)
 
     embedded = not settings.redis_url or not settings.qdrant_url
     if args.workers > 1 and embedded:
@@ -67,10 +88,22 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     serve.add_argument("--no-migrate", action="store_true", help="do not apply migrations on start")
     serve.add_argument("--no-workers", action="store_true", help="leave background jobs to `memory-service worker`")
+    serve.add_argument(
+        "--insecure", action="store_true", help="allow MEMORY_AUTH_DISABLED=true on a non-loopback address"
+    )
     commands.add_parser("migrate", help="apply database migrations (alembic upgrade head)")
     worker = commands.add_parser("worker", help="run the background jobs (indexing, purges) in this process")
     worker.add_argument("--no-migrate", action="store_true", help="do not apply migrations on start")
     commands.add_parser("reindex", help="rebuild the vector index from the SQL store")
+    keys = commands.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
+    create = keys.add_parser("create", help="issue a key (creating the tenant if needed) and print it")
+    create.add_argument("--tenant", required=True, help="the tenant the key is bound to")
+    create.add_argument("--role", choices=["client", "admin"], default="client")
+    create.add_argument("--name", help="a label for people")
+    listing = keys.add_parser("list", help="list keys (never their secrets)")
+    listing.add_argument("--tenant", help="only this tenant's keys")
+    revoke = keys.add_parser("revoke", help="revoke a key by id")
+    revoke.add_argument("id")
     return parser
 
 
@@ -90,6 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             _migrate(settings)
         asyncio.run(runner.run_worker(settings))
         return 0
+    if args.command == "keys":
+        _migrate(settings)
+        return asyncio.run(keys_cli.run(settings, args))
     if args.command == "reindex":
         _migrate(settings)
         count = asyncio.run(runner.reindex(settings))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -11,12 +12,15 @@ from fastapi import FastAPI
 from service.digest.extractive import ExtractiveSummarizer
 from service.digest.facts import RuleFactExtractor
 from service.digest.model import FactExtractor, Summarizer
+from service.domain.auth import KeyService
 from service.domain.condense import Condenser
 from service.domain.context import ContextService
 from service.domain.digests import DIGEST_SESSION, DigestStep, SessionDigester, queue_digest
 from service.domain.episodic import record_episodes
 from service.domain.extraction import FactExtraction
+from service.domain.idempotency import IdempotencyService
 from service.domain.indexing import SYNC_MEMORY, Indexer
+from service.domain.limits import RateLimiter
 from service.domain.memories import MemoryLimits, MemoryService
 from service.domain.messages import Limits, MessageService
 from service.domain.search import SearchService
@@ -32,11 +36,22 @@ from service.llm.client import ChatClient
 from service.observability.metrics import Metrics
 from service.settings import Settings
 from service.storage import factory
-from service.storage.ports import Database, Embedder, MessageBuffer, SparseEncoder, TokenCounter, VectorIndex
+from service.storage.ports import (
+    Database,
+    Embedder,
+    MessageBuffer,
+    RateCounter,
+    SparseEncoder,
+    TokenCounter,
+    VectorIndex,
+)
+from service.storage.ratelimit import open_rate_counter
 from service.workers.outbox import OutboxConfig, OutboxWorker
 from service.workers.supervisor import Supervisor, every
 
 STATE_GAUGES_SECONDS = 60.0
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -47,6 +62,7 @@ class Backends:
     embedder: Embedder
     sparse: SparseEncoder
     vectors: VectorIndex
+    rates: RateCounter
     llm: ChatClient | None = None
 
 
@@ -65,6 +81,9 @@ class State:
     tools: ToolRunner
     indexer: Indexer
     outbox: OutboxWorker
+    keys: KeyService
+    limiter: RateLimiter
+    idempotency: IdempotencyService
 
 
 BuildBackends = Callable[[Settings, Metrics], AbstractAsyncContextManager[Backends]]
@@ -101,6 +120,8 @@ async def open_backends(
             stack.push_async_callback(embedder.close)
         vectors = await factory.open_vectors(settings, embedder.dimension, fresh=fresh_vectors)
         stack.push_async_callback(vectors.close)
+        rates = open_rate_counter(settings.redis_url)
+        stack.push_async_callback(rates.close)
         llm = open_llm(settings, metrics)
         if llm is not None:
             stack.push_async_callback(llm.close)
@@ -111,6 +132,7 @@ async def open_backends(
             embedder=embedder,
             sparse=Bm25Encoder(),
             vectors=vectors,
+            rates=rates,
             llm=llm,
         )
 
@@ -200,6 +222,9 @@ def build_state(settings: Settings, backends: Backends, metrics: Metrics) -> Sta
         tools=ToolRunner(memories, search, context),
         indexer=indexer,
         outbox=outbox,
+        keys=KeyService(backends.db),
+        limiter=RateLimiter(backends.rates, settings.rate_limit_per_minute),
+        idempotency=IdempotencyService(backends.db, settings.idempotency_ttl_seconds),
     )
 
 
@@ -208,10 +233,25 @@ def background(state: State) -> Supervisor:
     supervisor = Supervisor()
     supervisor.add("outbox", state.outbox.run)
     supervisor.add("purge", every(state.settings.purge_interval_seconds, lambda: purge_expired(state.backends.db)))
+    supervisor.add("idempotency-purge", every(state.settings.purge_interval_seconds, state.idempotency.purge))
     supervisor.add(
         "state-gauges", every(STATE_GAUGES_SECONDS, lambda: refresh_state_gauges(state.backends.db, state.metrics))
     )
     return supervisor
+
+
+async def secure(state: State) -> None:
+    """Install ``MEMORY_ADMIN_KEY``, or warn loudly that the API is open."""
+    settings = state.settings
+    if settings.auth_disabled:
+        log.warning(
+            "authentication is disabled (MEMORY_AUTH_DISABLED=true): every caller is an admin of tenant %r",
+            settings.default_tenant,
+        )
+        return
+    await state.keys.ensure_tenant(settings.default_tenant)
+    if settings.admin_key is not None:
+        await state.keys.bootstrap(settings.admin_key.get_secret_value(), settings.default_tenant)
 
 
 def make_lifespan(
@@ -221,6 +261,7 @@ def make_lifespan(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with build(settings, metrics) as backends:
             state = build_state(settings, backends, metrics)
+            await secure(state)
             app.state.memory = state
             supervisor = background(state)
             if settings.run_workers:

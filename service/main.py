@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from service.api import ops
+from service.api.openapi import install_openapi
 from service.api.problems import BodyLimitMiddleware, UnexpectedErrorMiddleware, install_problem_handlers
 from service.api.routing import operation_id
 from service.api.v1 import admin, context, memories, messages, sessions, tools
@@ -34,7 +35,8 @@ def create_app(settings: Settings | None = None, build: BuildBackends = open_bac
     )
     for router in (sessions.router, messages.router, context.router, memories.router, tools.router, admin.router):
         app.include_router(router, prefix="/v1")
-    app.include_router(ops.router)
+    ops.install(app)
+    install_openapi(app)
     install_problem_handlers(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)
     app.add_middleware(UnexpectedErrorMiddleware)

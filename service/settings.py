@@ -77,6 +77,18 @@ class Settings(BaseSettings):
         10.0, gt=0, le=300, description="Deadline for one LLM call; past it the no-LLM path answers."
     )
 
+    # --- security ----------------------------------------------------------------------------
+    auth_disabled: bool = Field(
+        False, description="Serve without API keys: every caller is an admin of MEMORY_DEFAULT_TENANT."
+    )
+    admin_key: SecretStr | None = Field(
+        None, description="Installs this secret (16+ characters) as an admin key of MEMORY_DEFAULT_TENANT at start."
+    )
+    rate_limit_per_minute: int = Field(0, ge=0, description="Requests a minute per API key; 0 = no limit.")
+    idempotency_ttl_seconds: int = Field(
+        24 * 3600, ge=60, description="How long the first answer to an Idempotency-Key is kept."
+    )
+
     # --- observability -----------------------------------------------------------------------
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
     log_format: LogFormat = LogFormat.json
@@ -84,7 +96,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_default_secrets(self) -> Settings:
-        for name in ("qdrant_api_key", "llm_api_key"):
+        if self.admin_key is not None and len(self.admin_key.get_secret_value()) < 16:
+            raise ValueError("MEMORY_ADMIN_KEY must be at least 16 characters")
+        for name in ("qdrant_api_key", "llm_api_key", "admin_key"):
             secret = getattr(self, name)
             if secret is not None and secret.get_secret_value() in {"changeme", "secret", "default"}:
                 raise ValueError(f"MEMORY_{name.upper()} must not be a placeholder value")

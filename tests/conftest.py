@@ -75,7 +75,7 @@ async def settings(backend: str, data_dir: Path, request: pytest.FixtureRequest)
     tmp_path = data_dir
     tenant = f"t-{uuid.uuid4().hex[:12]}"
     if backend == "embedded":
-        return Settings(data_dir=tmp_path, default_tenant=tenant, _env_file=None)  # type: ignore[call-arg]
+        return Settings(data_dir=tmp_path, default_tenant=tenant, auth_disabled=True, _env_file=None)  # type: ignore[call-arg]
     pg = request.getfixturevalue("pg_url")
     rd = request.getfixturevalue("redis_url")
     return Settings(
@@ -84,6 +84,7 @@ async def settings(backend: str, data_dir: Path, request: pytest.FixtureRequest)
         redis_url=rd,
         qdrant_url=QDRANT_LOCAL,
         default_tenant=tenant,
+        auth_disabled=True,  # tests/api/test_auth.py and the isolation suite run with keys
         _env_file=None,  # type: ignore[call-arg]
     )
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from service.domain.auth import KeyService, Principal
 from service.domain.condense import Condenser
 from service.domain.context import ContextService
 from service.domain.memories import MemoryService
@@ -25,9 +26,22 @@ def get_state(request: Request) -> State:
 StateDep = Annotated[State, Depends(get_state)]
 
 
-def get_tenant(state: StateDep) -> str:
-    """The caller's tenant (one default tenant until API keys map callers to tenants)."""
-    return state.settings.default_tenant
+def get_principal(request: Request) -> Principal:
+    """The caller, as the route guard authenticated it (``service.api.guard``)."""
+    principal: Principal = request.state.principal
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def get_tenant(principal: PrincipalDep) -> str:
+    """The caller's tenant: every read and write of the request is scoped to it."""
+    return principal.tenant_id
+
+
+def get_keys(state: StateDep) -> KeyService:
+    return state.keys
 
 
 def get_sessions(state: StateDep) -> SessionService:
@@ -63,6 +77,7 @@ def get_tools(state: StateDep) -> ToolRunner:
 
 
 TenantDep = Annotated[str, Depends(get_tenant)]
+KeysDep = Annotated[KeyService, Depends(get_keys)]
 SessionsDep = Annotated[SessionService, Depends(get_sessions)]
 MessagesDep = Annotated[MessageService, Depends(get_messages)]
 MemoriesDep = Annotated[MemoryService, Depends(get_memories)]

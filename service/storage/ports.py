@@ -12,6 +12,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from service.storage.records import (
+    ApiKeyRecord,
     BufferedMessage,
     Job,
     Mark,
@@ -27,6 +28,8 @@ from service.storage.records import (
     SessionQuery,
     SessionRecord,
     SparseVector,
+    StoredAnswer,
+    TenantRecord,
     VectorHit,
     VectorPoint,
     VectorQuery,
@@ -159,6 +162,53 @@ class JobRepo(Protocol):
         ...
 
 
+class TenantRepo(Protocol):
+    async def insert(self, tenant: TenantRecord) -> bool:
+        """Store a new tenant; False when the id is already taken."""
+        ...
+
+    async def get(self, tenant_id: str) -> TenantRecord | None: ...
+
+    async def list(self, after: str | None, limit: int) -> list[TenantRecord]:
+        """Tenants in id order, after ``after`` (exclusive)."""
+        ...
+
+
+class KeyRepo(Protocol):
+    async def insert(self, key: ApiKeyRecord) -> None: ...
+
+    async def by_hash(self, secret_hash: str) -> ApiKeyRecord | None:
+        """The key whose secret hashes to ``secret_hash``, revoked or not."""
+        ...
+
+    async def list(self, tenant_id: str | None, after: str | None, limit: int) -> list[ApiKeyRecord]:
+        """Keys in id order (of one tenant, or all), after ``after`` (exclusive)."""
+        ...
+
+    async def revoke(self, key_id: str, at: datetime) -> ApiKeyRecord | None:
+        """Mark a key revoked (idempotent); None when there is no such key."""
+        ...
+
+
+class AnswerRepo(Protocol):
+    """First answers to POSTs made with an ``Idempotency-Key``, per tenant and key."""
+
+    async def claim(self, tenant_id: str, key: str, fingerprint: str, now: datetime, stale_before: datetime) -> StoredAnswer | None:
+        """Start the key's request: None when this caller now owns it, else the record already there.
+
+        A running record started before ``stale_before`` (its process died) is taken over.
+        """
+        ...
+
+    async def finish(self, tenant_id: str, key: str, status: int, body: bytes, media_type: str | None) -> None: ...
+
+    async def release(self, tenant_id: str, key: str) -> None:
+        """Forget a running record (the request failed; a retry may run it again)."""
+        ...
+
+    async def purge(self, before: datetime) -> int: ...
+
+
 class Repos(Protocol):
     """The stores bound to one database transaction."""
 
@@ -182,6 +232,15 @@ class Repos(Protocol):
 
     @property
     def terms(self) -> TermRepo: ...
+
+    @property
+    def tenants(self) -> TenantRepo: ...
+
+    @property
+    def keys(self) -> KeyRepo: ...
+
+    @property
+    def answers(self) -> AnswerRepo: ...
 
 
 class Database(Protocol):
@@ -269,6 +328,16 @@ class SparseEncoder(Protocol):
     def encode_document(self, text: str) -> SparseVector: ...
 
     def encode_query(self, text: str) -> SparseVector: ...
+
+
+class RateCounter(Protocol):
+    """Counts hits per bucket in fixed windows, shared by every process that shares the backend."""
+
+    async def hit(self, bucket: str, window: int) -> int:
+        """Count one hit in ``bucket``'s current window of ``window`` seconds; the count so far."""
+        ...
+
+    async def close(self) -> None: ...
 
 
 class TokenCounter(Protocol):

@@ -233,3 +233,34 @@ class SessionDigest:
     condensed: Progress = Progress()
     extracted: Progress = Progress()
     updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TenantRecord:
+    id: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    """An API key as stored: only the SHA-256 of its secret, never the secret itself."""
+
+    id: str
+    tenant_id: str
+    role: str
+    name: str | None
+    secret_hash: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAnswer:
+    """The first answer to a POST made with an ``Idempotency-Key`` (``status`` None while it runs)."""
+
+    fingerprint: str
+    status: int | None
+    body: bytes
+    media_type: str | None
+    created_at: datetime

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from service.storage.sql.digests import SqlDigests, SqlEpisodes, SqlTerms
 from service.storage.sql.jobs import SqlJobs
+from service.storage.sql.keys import SqlAnswers, SqlKeys, SqlTenants
 from service.storage.sql.memories import SqlMemories
 from service.storage.sql.stores import SqlMessages, SqlSessions
 
@@ -53,6 +54,9 @@ class SqlRepos:
     episodes: SqlEpisodes
     digests: SqlDigests
     terms: SqlTerms
+    tenants: SqlTenants
+    keys: SqlKeys
+    answers: SqlAnswers
 
 
 class SqlDatabase:
@@ -77,6 +81,9 @@ class SqlDatabase:
             episodes=SqlEpisodes(db),
             digests=SqlDigests(db),
             terms=SqlTerms(db),
+            tenants=SqlTenants(db),
+            keys=SqlKeys(db),
+            answers=SqlAnswers(db),
         )
 
     async def ping(self) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKeyConstraint, Index, String, Text
+from sqlalchemy import BigInteger, ForeignKeyConstraint, Index, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from service.storage.sql.types import BigSerial, JsonDoc, UtcDateTime
@@ -164,3 +164,45 @@ class MemoryTermRow(Base):
     memory_id: Mapped[str] = mapped_column(String(36), primary_key=True)
 
     __table_args__ = (Index("ix_memory_terms_memory", "tenant_id", "memory_id"),)
+
+
+class TenantRow(Base):
+    """A tenant: the boundary of every record; API keys are bound to one."""
+
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime]
+
+
+class ApiKeyRow(Base):
+    """An API key: the SHA-256 of its secret (never the secret), its tenant and role."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str | None] = mapped_column(String(128))
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_api_keys_tenant", "tenant_id", "id"),)
+
+
+class IdempotentAnswerRow(Base):
+    """The first answer to a POST made with an ``Idempotency-Key`` (status NULL while it runs)."""
+
+    __tablename__ = "idempotent_answers"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int | None]
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    media_type: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_idempotent_answers_created", "created_at"),)
