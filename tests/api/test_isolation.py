@@ -1,0 +1,176 @@
+"""Tenant isolation: tenant B's key against tenant A's objects, on every endpoint, on both backend sets.
+
+Another tenant's objects answer 404 (never 403), listings and searches never show them, ids chosen by
+clients are per tenant, and nothing B does changes what A stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from service.embedding.sentence_transformer import SentenceTransformerEmbedder
+from service.settings import Settings
+from tests.api.auth_fixtures import Tenant, bearer, new_tenant, secured
+from tests.api.helpers import assert_problem
+from tests.conftest import app_for, migrated, start
+
+SHARED_ID = "chat-42"  # the chatbot's own session id, used by both tenants
+PRIVATE = "Tenant A's secret: the vault code is 7731."
+
+
+@dataclass(frozen=True, slots=True)
+class World:
+    client: httpx.AsyncClient
+    admin_key: str
+    a: Tenant
+    b: Tenant
+    a_session: str  # a session only A has
+    a_memory: str
+
+    async def as_a(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.client.request(method, path, headers=self.a.headers, **kwargs)
+
+    async def as_b(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.client.request(method, path, headers=self.b.headers, **kwargs)
+
+
+async def _drained(client: httpx.AsyncClient, admin_key: str, tenant_id: str) -> None:
+    import asyncio
+
+    for _ in range(600):
+        queue = (await client.get("/v1/admin/queue", params={"tenant_id": tenant_id}, headers=bearer(admin_key))).json()
+        if queue["pending"] == 0:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("queue not drained")
+
+
+@pytest.fixture
+async def world(settings: Settings, embedder: SentenceTransformerEmbedder) -> AsyncIterator[World]:
+    secure = secured(settings)
+    assert secure.admin_key is not None
+    admin_key = secure.admin_key.get_secret_value()
+    await migrated(secure.sql_url)
+    app: FastAPI = app_for(secure, embedder)
+    async with start(app) as client:
+        a, b = await new_tenant(client, admin_key), await new_tenant(client, admin_key)
+        for tenant in (a, b):
+            made = await client.post("/v1/sessions", json={"user_id": "u1", "id": SHARED_ID}, headers=tenant.headers)
+            assert made.status_code == 201, made.text  # no 409 that would reveal A's id to B
+        only_a = (await client.post("/v1/sessions", json={"user_id": "u1"}, headers=a.headers)).json()["id"]
+        posted = await client.post(
+            f"/v1/sessions/{only_a}/messages",
+            json={"messages": [{"role": "user", "content": PRIVATE}]},
+            headers=a.headers,
+        )
+        assert posted.status_code == 201
+        memory = await client.post(
+            "/v1/memories", json={"memories": [{"user_id": "u1", "content": PRIVATE}]}, headers=a.headers
+        )
+        assert memory.status_code == 201, memory.text
+        await _drained(client, admin_key, a.id)
+        yield World(client, admin_key, a, b, only_a, memory.json()["items"][0]["memory"]["id"])
+
+
+def _id_calls(w: World) -> list[tuple[str, str, dict[str, Any]]]:
+    """Every operation on one of A's objects, as B would call it (method, path, request kwargs)."""
+    s, m = w.a_session, w.a_memory
+    message = {"messages": [{"role": "user", "content": "hello"}]}
+    return [
+        ("GET", f"/v1/sessions/{s}", {}),
+        ("PATCH", f"/v1/sessions/{s}", {"json": {"metadata": {"x": 1}}}),
+        ("DELETE", f"/v1/sessions/{s}", {}),
+        ("GET", f"/v1/sessions/{s}/messages", {}),
+        ("POST", f"/v1/sessions/{s}/messages", {"json": message}),
+        ("GET", f"/v1/sessions/{s}/buffer", {}),
+        ("POST", f"/v1/sessions/{s}/context", {"json": {"max_tokens": 200}}),
+        ("GET", f"/v1/sessions/{s}/summary", {}),
+        ("POST", f"/v1/sessions/{s}/condense", {}),
+        ("POST", f"/v1/sessions/{s}/tools/search_memory", {"json": {"arguments": {"query": "vault"}}}),
+        ("GET", f"/v1/memories/{m}", {}),
+        ("PATCH", f"/v1/memories/{m}", {"json": {"content": "overwritten by B"}}),
+        ("DELETE", f"/v1/memories/{m}", {}),
+        ("GET", f"/v1/memories/{m}/history", {}),
+    ]
+
+
+#: Operations that name no object of another tenant: checked below by what they return.
+LISTINGS = {
+    ("GET", "/v1/sessions"),
+    ("POST", "/v1/sessions"),
+    ("GET", "/v1/memories"),
+    ("POST", "/v1/memories"),
+    ("POST", "/v1/memories/search"),
+    ("GET", "/v1/tools"),
+}
+
+
+class TestEveryEndpoint:
+    async def test_another_tenants_objects_are_404(self, world: World) -> None:
+        for method, path, kwargs in _id_calls(world):
+            assert_problem(await world.as_b(method, path, **kwargs), 404)
+        # ...and nothing B tried changed what A stored.
+        session = await world.as_a("GET", f"/v1/sessions/{world.a_session}")
+        assert session.status_code == 200 and session.json()["metadata"] == {}
+        messages = (await world.as_a("GET", f"/v1/sessions/{world.a_session}/messages")).json()["items"]
+        assert [x["content"] for x in messages] == [PRIVATE]
+        memory = await world.as_a("GET", f"/v1/memories/{world.a_memory}")
+        assert memory.status_code == 200 and memory.json()["content"] == PRIVATE
+
+    async def test_listings_and_searches_never_show_them(self, world: World) -> None:
+        sessions = (await world.as_b("GET", "/v1/sessions")).json()["items"]
+        assert [s["id"] for s in sessions] == [SHARED_ID]
+        assert (await world.as_b("GET", "/v1/memories", params={"user_id": "u1"})).json()["items"] == []
+        for mode in ("hybrid", "semantic", "keyword"):
+            found = await world.as_b("POST", "/v1/memories/search", json={"query": "vault code", "user_id": "u1", "mode": mode})
+            assert found.status_code == 200 and found.json()["items"] == [], mode
+        own = await world.as_a("POST", "/v1/memories/search", json={"query": "vault code", "user_id": "u1"})
+        assert PRIVATE in [h["memory"]["content"] for h in own.json()["items"]]  # the search itself works
+
+    async def test_the_same_user_and_session_id_are_separate_per_tenant(self, world: World) -> None:
+        posted = await world.as_b(
+            "POST", f"/v1/sessions/{SHARED_ID}/messages", json={"messages": [{"role": "user", "content": "B's note"}]}
+        )
+        assert posted.status_code == 201
+        a_msgs = (await world.as_a("GET", f"/v1/sessions/{SHARED_ID}/messages")).json()["items"]
+        assert a_msgs == []
+        context = (await world.as_b("POST", f"/v1/sessions/{SHARED_ID}/context", json={"max_tokens": 500})).json()
+        assert PRIVATE not in context["prompt"] and "vault" not in context["prompt"]
+        b_memory = await world.as_b("POST", "/v1/memories", json={"memories": [{"user_id": "u1", "content": PRIVATE}]})
+        assert b_memory.status_code == 201
+        assert b_memory.json()["items"][0]["memory"]["id"] != world.a_memory  # no dedup across tenants
+
+    async def test_a_tool_call_of_b_cannot_reach_as_memory(self, world: World) -> None:
+        for name, arguments in (
+            ("update_memory", {"id": world.a_memory, "content": "B was here"}),
+            ("delete_memory", {"id": world.a_memory}),
+        ):
+            response = await world.as_b("POST", f"/v1/sessions/{SHARED_ID}/tools/{name}", json={"arguments": arguments})
+            assert_problem(response, 404)
+        assert (await world.as_a("GET", f"/v1/memories/{world.a_memory}")).json()["content"] == PRIVATE
+
+    async def test_the_suite_covers_every_data_endpoint(self, world: World) -> None:
+        document = (await world.client.get("/openapi.json")).json()
+        declared = {
+            (method.upper(), path)
+            for path, operations in document["paths"].items()
+            if path.startswith("/v1/") and not path.startswith("/v1/admin")
+            for method in operations
+        }
+        templated = {(m, _template(p, world)) for m, p, _ in _id_calls(world)}
+        missing = declared - templated - LISTINGS
+        assert not missing, f"add these operations to the isolation suite: {sorted(missing)}"
+
+
+def _template(path: str, w: World) -> str:
+    return (
+        path.replace(w.a_session, "{session_id}")
+        .replace(w.a_memory, "{memory_id}")
+        .replace("/tools/search_memory", "/tools/{name}")
+    )
