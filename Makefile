@@ -30,9 +30,13 @@ install: $(VENV)/.stamp-base
 
 install-dev: $(VENV)/.stamp-dev
 
-## Serve the API on the embedded default (SQLite, in-process buffer, Qdrant Edge) at http://$(HOST):$(PORT)
+## Serve the API on the embedded default (SQLite, in-process buffer, Qdrant Edge) at http://$(HOST):$(PORT).
+## Without MEMORY_ADMIN_KEY it runs without API keys (loopback only: `serve` refuses a public address so).
 run: install
-	$(VENV)/bin/memory-service serve --host $(HOST) --port $(PORT)
+	@if [ -z "$$MEMORY_ADMIN_KEY" ] && [ -z "$$MEMORY_AUTH_DISABLED" ] && ! grep -qs '^MEMORY_ADMIN_KEY=' .env; then \
+	  echo "make run: no MEMORY_ADMIN_KEY, so API keys are off on $(HOST) (set it to require keys)"; \
+	  export MEMORY_AUTH_DISABLED=true; fi; \
+	exec $(VENV)/bin/memory-service serve --host $(HOST) --port $(PORT)
 
 services:
 	@scripts/ensure-test-services.sh
@@ -44,6 +48,10 @@ test: install-dev services
 ## The LoCoMo retrieval benchmark over HTTP, on a throw-away embedded service (or BENCH_URL=...)
 bench: install-dev
 	scripts/bench-locomo.sh $(BENCH_ARGS)
+
+## Load benchmark: a real service per backend set (embedded, servers) under mixed concurrent load
+load: install-dev services
+	$(PY) bench/load.py $(LOAD_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache data
