@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -37,6 +38,13 @@ async def anon(secure_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 def admin_key(secure_settings: Settings) -> str:
     assert secure_settings.admin_key is not None
     return secure_settings.admin_key.get_secret_value()
+
+
+async def clear_of_window_edge() -> None:
+    """Start a rate-limit test well inside one minute window, so the count cannot reset halfway."""
+    left = 60 - time.time() % 60
+    if left < 10:
+        await asyncio.sleep(left + 0.1)
 
 
 def assert_unauthorized(response: httpx.Response) -> None:
@@ -170,6 +178,7 @@ class TestRateLimit:
 
     async def test_past_the_limit_is_429_with_retry_after(self, limited: tuple[httpx.AsyncClient, str]) -> None:
         client, admin_key = limited
+        await clear_of_window_edge()
         tenant = await new_tenant(client, admin_key)  # two admin requests: the admin key's own budget
         for _ in range(3):
             assert (await client.get("/v1/sessions", headers=tenant.headers)).status_code == 200
@@ -181,6 +190,21 @@ class TestRateLimit:
         )  # the admin key's third request: still within its own limit
         assert other.status_code == 201
         assert (await client.get("/v1/sessions", headers=bearer(other.json()["key"]))).status_code == 200
+
+
+    async def test_processes_share_the_limit_through_redis(
+        self, settings: Settings, embedder: SentenceTransformerEmbedder, backend: str
+    ) -> None:
+        if backend == "embedded":
+            pytest.skip("the embedded default is one process: its counters are in-process")
+        limited = secured(settings, rate_limit_per_minute=4)
+        await migrated(limited.sql_url)
+        async with start(app_for(limited, embedder)) as one, start(app_for(limited, embedder)) as two:
+            await clear_of_window_edge()
+            assert limited.admin_key is not None
+            tenant = await new_tenant(one, limited.admin_key.get_secret_value())
+            answers = [await c.get("/v1/sessions", headers=tenant.headers) for c in (one, two, one, two, one)]
+            assert [r.status_code for r in answers] == [200, 200, 200, 200, 429]
 
 
 class TestIdempotency:
