@@ -1257,6 +1257,11 @@ def build_parser() -> argparse.ArgumentParser:
         " dense baselines, ingest throughput, search latency and the main context.",
     )
     parser.add_argument("--base-url", default=DEFAULT_BASE_URL)
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("MEMORY_API_KEY"),
+        help="an admin key of the service (it reads the indexing queue); unneeded when its keys are off",
+    )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="locomo_dev.json")
     parser.add_argument("--modes", type=parse_modes, default=list(SERVICE_MODES),
                         help="service search modes, comma-separated (default: all three)")
@@ -1304,7 +1309,8 @@ async def run_service(
     """Ingest, optional filler, then every mode's evaluation; the service part of the results."""
     timeout = httpx.Timeout(args.http_timeout)
     limits = httpx.Limits(max_connections=max(4, args.concurrency))
-    async with httpx.AsyncClient(base_url=args.base_url, timeout=timeout, limits=limits) as http:
+    headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
+    async with httpx.AsyncClient(base_url=args.base_url, timeout=timeout, limits=limits, headers=headers) as http:
         client = ServiceClient(http)
         ingest_stats, message_dia = await ingest(
             client, conversations, run_id, args.concurrency, args.queue_timeout

@@ -103,11 +103,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--llm-url", default=os.environ.get("OPENAI_BASE_URL", "http://127.0.0.1:11434/v1"))
     parser.add_argument("--model", default=os.environ.get("OPENAI_MODEL", "gpt-4o-mini"))
     parser.add_argument("--api-key", default=os.environ.get("OPENAI_API_KEY"))
+    parser.add_argument(
+        "--memory-key", default=os.environ.get("MEMORY_API_KEY"), help="the memory service's API key (client role)"
+    )
     parser.add_argument("--user", default="me")
     parser.add_argument("--session", default=None, help="a session id (default: a new one)")
     args = parser.parse_args(argv)
     headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
-    with httpx.Client(base_url=args.service_url, timeout=30) as service, httpx.Client(
+    memory_headers = {"Authorization": f"Bearer {args.memory_key}"} if args.memory_key else {}
+    with httpx.Client(base_url=args.service_url, headers=memory_headers, timeout=30) as service, httpx.Client(
         base_url=args.llm_url, headers=headers, timeout=120
     ) as llm:
         loop = ChatLoop(service, llm, args.model, args.session or f"chat-{uuid.uuid4().hex[:8]}")

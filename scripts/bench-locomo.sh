@@ -9,7 +9,7 @@ if [ -n "${BENCH_URL:-}" ]; then
 fi
 data=$(mktemp -d)
 port=${BENCH_PORT:-8765}
-MEMORY_DATA_DIR="$data" MEMORY_LOG_LEVEL=WARNING .venv/bin/memory-service serve --port "$port" > "$data/service.log" 2>&1 &
+MEMORY_AUTH_DISABLED=true MEMORY_DATA_DIR="$data" MEMORY_LOG_LEVEL=WARNING .venv/bin/memory-service serve --port "$port" > "$data/service.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$data"' EXIT
 for _ in $(seq 1 180); do

@@ -26,6 +26,7 @@ def free_port() -> int:
 def service_env(data_dir: Path, **settings: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEMORY_")}
     env.update(HF_HUB_OFFLINE="1", MEMORY_DATA_DIR=str(data_dir), MEMORY_LOG_LEVEL="WARNING", OMP_WAIT_POLICY="PASSIVE")
+    env.setdefault("MEMORY_AUTH_DISABLED", "true")  # children serve 127.0.0.1; tests/api covers keys
     env.update({f"MEMORY_{k.upper()}": v for k, v in settings.items()})
     return env
 
