@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 import pytest
@@ -43,7 +43,11 @@ def require(name: str, url: str, default_port: int) -> str:
     """The URL when its server answers; otherwise fail under CI=true, else skip with the reason."""
     if _reachable(url, default_port):
         return url
-    message = f"{name} is not reachable at {url} (set MEMORY_TEST_{name.upper()}_URL or start it)"
+    missing(f"{name} is not reachable at {url} (set MEMORY_TEST_{name.upper()}_URL or start it)")
+
+
+def missing(message: str) -> NoReturn:
+    """A test's server or tool is missing: fail under CI=true, else skip with the reason."""
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(message)
     pytest.skip(message)

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from service.api.deps import StateDep
+from service.api.unavailable import install_unavailable_handlers
 from service.observability.metrics import render_latest
 
 router = APIRouter(include_in_schema=False)
+
+#: A dependency that has not answered the readiness probe within this many seconds is down.
+CHECK_TIMEOUT_SECONDS = 2.0
+
+
+def install(app: FastAPI) -> None:
+    """Mount the operations endpoints and answer unreachable backends with 503 problems."""
+    app.include_router(router)
+    install_unavailable_handlers(app)
 
 
 @router.get("/healthz")
@@ -19,18 +30,26 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+async def _answers(ping: Awaitable[bool]) -> bool:
+    try:
+        return await asyncio.wait_for(ping, CHECK_TIMEOUT_SECONDS)
+    except Exception:  # noqa: BLE001 - a probe reports, it never raises
+        return False
+
+
 @router.get("/readyz")
 async def readyz(state: StateDep) -> JSONResponse:
-    """Every configured backend answers; 503 naming the ones that do not."""
+    """Every backend answers: 200; else 503, with each backend's state ("ok" or "down") in ``checks``."""
     checks = {
         "database": state.backends.db.ping(),
         "buffer": state.backends.buffer.ping(),
         "vectors": state.backends.vectors.ping(),
     }
-    results = await asyncio.gather(*checks.values())
+    results = await asyncio.gather(*(_answers(c) for c in checks.values()))
     report = {name: "ok" if ok else "down" for name, ok in zip(checks, results, strict=True)}
     ready = all(results)
-    return JSONResponse({"status": "ready" if ready else "not_ready", "checks": report}, status_code=200 if ready else 503)
+    body = {"status": "ready" if ready else "not_ready", "checks": report}
+    return JSONResponse(body, status_code=200 if ready else 503)
 
 
 @router.get("/metrics")

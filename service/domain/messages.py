@@ -11,7 +11,7 @@ from uuid import uuid4
 
 from service.domain.clock import as_utc, now
 from service.domain.errors import InvalidInput, LimitExceeded, NotFound
-from service.domain.sessions import buffer_key
+from service.domain.sessions import buffer_key, drop_buffer
 from service.storage.errors import InvalidCursor
 from service.storage.ports import Database, MessageBuffer, Repos, TokenCounter
 from service.storage.records import BufferedMessage, MessageQuery, MessageRecord, Page, SessionRecord
@@ -158,17 +158,16 @@ class MessageService:
 
     async def _mirror(self, key: str, stored: Sequence[MessageRecord]) -> None:
         try:
-            if await self._in_order(key, stored):
+            in_order = await self._in_order(key, stored)
+            if in_order:
                 await self._buffer.append(key, [_buffered(m) for m in stored])
-            else:
-                # Client-supplied times sort before buffered messages: rebuild from SQL on next read.
-                await self._buffer.delete(key)
         except Exception:  # noqa: BLE001 - the SQL write is acknowledged; the buffer is only a cache
             log.warning("buffer update failed; dropping the cached buffer", exc_info=True)
-            try:
-                await self._buffer.delete(key)
-            except Exception:  # noqa: BLE001
-                log.error("buffer could not be dropped; it may be stale until its TTL", exc_info=True)
+            in_order = False
+        if not in_order:
+            # Client-supplied times sort before buffered messages, or the update failed: the next
+            # read rebuilds the buffer from SQL.
+            await drop_buffer(self._buffer, key)
 
     async def history(self, query: MessageQuery) -> Page[MessageRecord]:
         try:

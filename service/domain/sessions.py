@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,9 +15,19 @@ from service.storage.errors import InvalidCursor
 from service.storage.ports import Database, MessageBuffer
 from service.storage.records import Page, SessionChanges, SessionQuery, SessionRecord
 
+log = logging.getLogger(__name__)
+
 
 def buffer_key(tenant_id: str, session_id: str) -> str:
     return f"{tenant_id}:{session_id}"
+
+
+async def drop_buffer(buffer: MessageBuffer, key: str) -> None:
+    """Delete a buffer after a committed change; a failure is logged (the buffer is only a cache)."""
+    try:
+        await buffer.delete(key)
+    except Exception:  # noqa: BLE001 - the SQL change is acknowledged either way
+        log.warning("buffer could not be dropped; it is dropped once the buffer store answers, or expires", exc_info=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,4 +89,4 @@ class SessionService:
             episodes = await repos.episodes.derived_from(tenant_id, session_id)
             await remove(repos, episodes, "deleted", now())
         self._wake()
-        await self._buffer.delete(buffer_key(tenant_id, session_id))
+        await drop_buffer(self._buffer, buffer_key(tenant_id, session_id))
