@@ -25,6 +25,9 @@ class Settings(BaseSettings):
         None, description="SQLAlchemy async URL; unset means SQLite at <data_dir>/memory.db."
     )
     database_pool_size: int = Field(10, ge=1, le=200)
+    database_connect_timeout_seconds: float = Field(
+        5.0, gt=0, le=120, description="Longest wait for a new database connection (then 503)."
+    )
     redis_url: str | None = Field(None, description="Redis URL for the short-term buffer; unset means in-process.")
     qdrant_url: str | None = Field(None, description="Qdrant server URL; unset means embedded Qdrant Edge.")
     qdrant_api_key: SecretStr | None = None

@@ -36,7 +36,7 @@ QDRANT_TIMEOUT_SECONDS = 5
 
 
 def open_database(settings: Settings) -> SqlDatabase:
-    return SqlDatabase(create_engine(settings.sql_url, settings.database_pool_size))
+    return SqlDatabase(create_engine(settings.sql_url, settings.database_pool_size, settings.database_connect_timeout_seconds))
 
 
 def _redis_client(url: str) -> Redis:

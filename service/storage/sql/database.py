@@ -33,8 +33,11 @@ def _apply_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cur.close()
 
 
-def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
-    """An async engine for Postgres (asyncpg) or SQLite (aiosqlite) with the right settings."""
+def create_engine(url: str, pool_size: int = 10, connect_timeout: float = 5.0) -> AsyncEngine:
+    """An async engine for Postgres (asyncpg) or SQLite (aiosqlite) with the right settings.
+
+    ``connect_timeout`` bounds a connection attempt to an unreachable host (asyncpg waits 60 s).
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -42,7 +45,14 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
         engine = create_async_engine(url)
         event.listen(engine.sync_engine, "connect", _apply_sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_timeout=connect_timeout * 2,
+        connect_args={"timeout": connect_timeout},
+    )
 
 
 @dataclass(slots=True)
