@@ -8,6 +8,7 @@ session's newest messages, then packs them by the rules of ``service.domain.pack
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -22,7 +23,10 @@ from service.domain.search import Found, SearchQuery, SearchService
 from service.embedding.text import term_set
 from service.observability.metrics import Metrics
 from service.storage.ports import Database, Repos, TokenCounter
+from service.storage.errors import VectorIndexUnreachable
 from service.storage.records import BufferedMessage, MemoryQuery, MemoryRecord, SessionDigest
+
+log = logging.getLogger(__name__)
 
 #: Search hits considered for the memories section, and how many of the best bring neighbours.
 CANDIDATES = 60
@@ -173,9 +177,14 @@ class ContextService:
         return found, [profile_item(m, rank) for rank, m in enumerate(ranked)]
 
     async def _memories(self, request: ContextRequest, user_id: str, query: str) -> list[Item]:
-        hits = await self._search.search(
-            SearchQuery(tenant_id=request.tenant_id, query=query, user_id=user_id, limit=CANDIDATES, types=request.types)
-        )
+        try:
+            hits = await self._search.search(
+                SearchQuery(tenant_id=request.tenant_id, query=query, user_id=user_id, limit=CANDIDATES, types=request.types)
+            )
+        except VectorIndexUnreachable:
+            # Recall is down: the chatbot still gets its profile, summary and recent messages.
+            log.warning("vector index unreachable: context without recalled memories")
+            return []
         stems = term_set(query)
         async with self._db.transaction() as repos:
             neighbours = await self._neighbours(repos, request.tenant_id, hits[:WITH_NEIGHBOURS], stems)

@@ -85,6 +85,11 @@ class TestVectorIndexDown:
         assert ready.json()["checks"] == {"database": "ok", "buffer": "ok", "vectors": "down"}
 
         with quick():
+            context = await client.post(f"/v1/sessions/{session}/context", json={"max_tokens": 300, "query": "Ines"})
+        assert context.status_code == 200  # recall is down, the session itself is not
+        assert "my sister Ines moved to Lisbon" in context.json()["prompt"]
+        assert [s["items"] for s in context.json()["sections"] if s["name"] == "memories"] == [[]]
+        with quick():
             memory = await client.post("/v1/memories", json={"user_id": "u1", "content": "Ines plays the cello"})
         kept = memory.status_code == 201  # else refused as a whole, never half-kept (no 500)
         kept or assert_problem(memory, 503, "vector_index_unavailable")
