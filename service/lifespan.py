@@ -22,6 +22,7 @@ from service.domain.idempotency import IdempotencyService
 from service.domain.indexing import SYNC_MEMORY, Indexer
 from service.domain.limits import RateLimiter
 from service.domain.memories import MemoryLimits, MemoryService
+from service.domain.records import MEMORY_TYPES
 from service.domain.messages import Limits, MessageService
 from service.domain.search import SearchService
 from service.domain.sessions import SessionService
@@ -155,6 +156,7 @@ def digesters(backends: Backends) -> tuple[Summarizer, FactExtractor]:
 
 
 def build_state(settings: Settings, backends: Backends, metrics: Metrics) -> State:
+    metrics.declare_memory_types(MEMORY_TYPES)
     indexer = Indexer(backends.db, backends.embedder, backends.sparse, backends.vectors)
     summarizer, extractor = digesters(backends)
     memory_limits = MemoryLimits(settings.max_batch_items, settings.max_content_chars, settings.dedup_similarity)
@@ -189,6 +191,7 @@ def build_state(settings: Settings, backends: Backends, metrics: Metrics) -> Sta
             batch_size=settings.worker_batch_size,
             poll_seconds=settings.worker_poll_seconds,
             max_attempts=settings.job_max_attempts,
+            claims_dir=settings.data_dir,
         ),
     )
     limits = Limits(

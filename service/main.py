@@ -11,7 +11,7 @@ from service.api.routing import operation_id
 from service.api.v1 import admin, context, memories, messages, sessions, tools
 from service.lifespan import BuildBackends, make_lifespan, open_backends
 from service.observability.logging import configure_logging
-from service.observability.http import HttpMetricsMiddleware, RequestIdMiddleware
+from service.observability.http import HttpMetricsMiddleware, RequestIdMiddleware, route_templates
 from service.observability.metrics import Metrics
 from service.settings import Settings
 
@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None, build: BuildBackends = open_bac
     for router in (sessions.router, messages.router, context.router, memories.router, tools.router, admin.router):
         app.include_router(router, prefix="/v1")
     ops.install(app)
+    metrics.declare_routes(route_templates(app.routes))  # every panel has series before traffic
     install_openapi(app)
     install_problem_handlers(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)

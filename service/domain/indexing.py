@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from service.domain.clock import now
@@ -27,8 +28,16 @@ def payload(memory: MemoryRecord) -> dict[str, object]:
         "importance": memory.importance,
         "speaker": memory.speaker,
         "seq": memory.position,
-        "metadata": {k: v for k, v in memory.metadata.items() if isinstance(v, str | int | float | bool)},
+        "metadata": {k: v for k, v in memory.metadata.items() if filterable(v)},
     }
+
+
+def filterable(value: object) -> bool:
+    """A metadata value the engines can store and filter on: a string, bool, int or finite float
+    (Qdrant refuses NaN and infinities, which would fail the whole upsert)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, str | int | bool)
 
 
 class Indexer:

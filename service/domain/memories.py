@@ -13,6 +13,7 @@ from service.domain import records
 from service.domain.clock import as_utc, now
 from service.domain.errors import InvalidInput, LimitExceeded, NotFound
 from service.domain.indexing import SYNC_MEMORY, Indexer
+from service.domain.novelty import new_information
 from service.embedding.text import keywords as extract_keywords
 from service.storage.errors import InvalidCursor
 from service.storage.ports import Database, Embedder, Repos, VectorIndex
@@ -127,7 +128,8 @@ class MemoryService:
                 )
 
     async def add(self, tenant_id: str, batch: Sequence[NewMemory]) -> list[Outcome]:
-        """Store new memories; identical or near-identical ones return the memory already kept."""
+        """Store new memories; identical ones return the memory already kept, near-identical ones are
+        merged into it (as its new version when they carry new information)."""
         self._check(batch)
         at = now()
         candidates = [build(tenant_id, new, at) for new in batch]
@@ -196,11 +198,22 @@ class MemoryService:
 
     @staticmethod
     def _merge(target: MemoryRecord, new: MemoryRecord, at: datetime) -> MemoryRecord:
-        changes = {
+        """Fold a near-duplicate into ``target``. When it states something ``target`` does not
+        (another date, name, number, a negation), its text becomes the memory's new version and
+        the old text stays in the history; otherwise only bookkeeping fields are merged."""
+        changes: dict[str, Any] = {
             "importance": max(target.importance, new.importance),
             "keywords": list(dict.fromkeys([*target.keywords, *new.keywords])),
             "metadata": {**new.metadata, **target.metadata},
         }
+        if novel := new_information(target.content, new.content):
+            log.debug("near-duplicate carries new information", extra={"memory_id": target.id, "new": sorted(novel)})
+            changes |= {
+                "content": new.content,
+                "keywords": new.keywords,
+                "metadata": {**target.metadata, **new.metadata},
+                "event_time": new.event_time,
+            }
         merged = records.apply_changes(target, changes, at)
         return replace(merged, source_ids=list(dict.fromkeys([*target.source_ids, *new.source_ids])))
 

@@ -36,6 +36,8 @@ UNMATCHED = "unmatched"
 # Methods are client-chosen strings: anything else is labelled "other" to keep cardinality bounded.
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 REQUEST_ID_HEADER = b"x-request-id"
+#: Paths the metrics middleware does not count (the scrape itself).
+UNCOUNTED_PATHS = frozenset({"/metrics"})
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 
 _request_id: ContextVar[str | None] = ContextVar("memory_service_request_id", default=None)
@@ -118,7 +120,7 @@ class RequestIdMiddleware:
 class HttpMetricsMiddleware:
     """Count requests, time them and track those in flight, labelled by route template."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, *, skip_paths: frozenset[str] = frozenset({"/metrics"})) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, *, skip_paths: frozenset[str] = UNCOUNTED_PATHS) -> None:
         self.app = app
         self.metrics = metrics
         self.skip_paths = skip_paths
@@ -199,6 +201,18 @@ class RouteTemplates:
             self._app_id = id(app)
             self._route_count = len(routes)
         return self._table.get(id(route), [])
+
+
+def route_templates(routes: Any, skip_paths: frozenset[str] = UNCOUNTED_PATHS) -> list[tuple[str, str]]:
+    """(method, full path template) of every route the metrics middleware can label a request
+    with (HEAD, which Starlette adds to every GET, left out), so their series can start at zero."""
+    found: dict[tuple[str, str], None] = {}
+    for original, _, template in _iter_routes(routes):
+        if template and template not in skip_paths:
+            for method in sorted(getattr(original, "methods", None) or ()):
+                if method in KNOWN_METHODS and method != "HEAD":
+                    found[(method, template)] = None
+    return list(found)
 
 
 def _route_table(routes: Any) -> dict[int, list[tuple[re.Pattern[str], str]]]:

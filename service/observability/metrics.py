@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,6 +42,7 @@ SEARCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 
 SEARCH_MODES = ("hybrid", "semantic", "keyword")
 VECTOR_MODES = ("dense", "sparse")
 TOKEN_DIRECTIONS = ("input", "output")
+STATUS_CLASSES = ("2xx", "4xx", "5xx")
 LLM_OUTCOMES = ("ok", "error", "timeout", "invalid")
 
 _QUERY_START_KEY = "memory_service.query_start"
@@ -178,6 +179,26 @@ class Metrics:
     def label_names(self) -> dict[str, tuple[str, ...]]:
         """Exported name -> its label names (a histogram's ``le`` not included)."""
         return dict(self._labels)
+
+    # --- label values known up front: their series start at zero, so no panel reads "no data" ---
+    def declare_routes(self, routes: Iterable[tuple[str, str]]) -> None:
+        """(method, route template) pairs: every status class of each, and its latency histogram."""
+        for method, route in routes:
+            self.http_duration.labels(method, route)
+            for status_class in STATUS_CLASSES:
+                self.http_requests.labels(method, route, status_class)
+
+    def declare_job_kinds(self, kinds: Iterable[str]) -> None:
+        for kind in kinds:
+            self.jobs_completed.labels(kind)
+            self.job_failures.labels(kind)
+            self.job_retries.labels(kind)
+
+    def declare_memory_types(self, types: Iterable[str]) -> None:
+        """Types whose count reads 0 until a refresh counts some (and after they are all gone)."""
+        for kind in set(types) - self._memory_types:
+            self.memories.labels(kind).set(0)
+        self._memory_types |= set(types)
 
     # --- HTTP (called by HttpMetricsMiddleware) ------------------------------------------------
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:

@@ -1,19 +1,33 @@
-"""The outbox worker: claims queued jobs, runs them, retries with backoff, and reports the queue."""
+"""The outbox worker: claims queued jobs, runs them, retries with backoff, and reports the queue.
+
+A handler runs a group of jobs all or nothing. When a group fails, the worker splits it in halves
+and runs each again, down to single jobs, so one poisoned record (a payload the vector engine
+refuses, say) fails alone: its neighbours complete, and only its job is retried with backoff and
+parked as ``failed`` after ``max_attempts``. A failure that is not about one record (the engine
+is down) fails every half too; a budget of failing runs per group keeps that from costing more
+than a few extra calls before the rest of the group is rescheduled.
+
+Claims are made under a :class:`ClaimOwner` identity; when the process holds that identity's
+slot lock, it first releases the claims left under it by a crashed predecessor.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from service.domain.clock import now
 from service.domain.upkeep import queue_state
 from service.observability.metrics import Metrics
 from service.storage.ports import Database
 from service.storage.records import Job
+from service.workers.claims import ClaimOwner, claim_owner
 from service.workers.supervisor import stopping
 
 log = logging.getLogger(__name__)
@@ -30,6 +44,8 @@ class OutboxConfig:
     max_attempts: int = 10
     base_backoff_seconds: float = 1.0
     max_backoff_seconds: float = 300.0
+    #: Where the claim-owner slots live (the data folder); None: claims are never released early.
+    claims_dir: Path | None = None
 
 
 class OutboxWorker:
@@ -39,15 +55,42 @@ class OutboxWorker:
         self._metrics = metrics
         self._config = config
         self._wakeup = asyncio.Event()
+        self._owner: ClaimOwner | None = None
+        metrics.declare_job_kinds(handlers)
 
     def wake(self) -> None:
         """New jobs were committed: look now rather than at the next poll."""
         self._wakeup.set()
 
+    async def take_ownership(self) -> int:
+        """Take a claim identity; when no live process can hold it, release the claims a crashed
+        predecessor left under it (they are claimable now). Returns how many were released."""
+        owner = self._owner or claim_owner(self._config.claims_dir)
+        released = 0
+        if owner.reclaim:
+            try:
+                async with self._db.transaction() as repos:
+                    released = await repos.jobs.release(owner.id)
+            except BaseException:
+                owner.close()  # the next attempt takes the slot again and retries the release
+                raise
+        self._owner = owner
+        if released:
+            log.info("released the claims of a previous process", extra={"jobs": released, "owner": self._owner.id})
+        return released
+
+    def give_up_ownership(self) -> None:
+        if self._owner is not None:
+            self._owner.close()
+            self._owner = None
+
     async def run_once(self) -> int:
         """Claim and run one batch; returns how many jobs were claimed."""
+        if self._owner is None:
+            await self.take_ownership()
+        assert self._owner is not None
         async with self._db.transaction() as repos:
-            jobs = await repos.jobs.claim(now(), self._config.lease_seconds, self._config.batch_size)
+            jobs = await repos.jobs.claim(now(), self._config.lease_seconds, self._config.batch_size, self._owner.id)
         groups: dict[tuple[str, str], list[Job]] = defaultdict(list)
         for job in jobs:
             groups[(job.kind, job.tenant_id)].append(job)
@@ -57,6 +100,31 @@ class OutboxWorker:
         return len(jobs)
 
     async def _run_group(self, kind: str, tenant: str, jobs: list[Job]) -> None:
+        """Run the group; on failure, bisect it so only the failing jobs are rescheduled."""
+        # Failing runs allowed: enough to isolate two bad jobs, few when everything fails.
+        started = time.perf_counter()
+        await self._bisect(kind, tenant, jobs, 2 * len(jobs).bit_length())
+        log.debug("job group done", extra={"kind": kind, "jobs": len(jobs), "seconds": round(time.perf_counter() - started, 3)})
+
+    async def _bisect(self, kind: str, tenant: str, jobs: list[Job], budget: int) -> int:
+        """Run ``jobs``, then their halves if that failed; returns the failing runs still allowed."""
+        error = await self._attempt(kind, tenant, jobs)
+        if error is None:
+            async with self._db.transaction() as repos:
+                await repos.jobs.complete([j.id for j in jobs])
+            for _ in jobs:
+                self._metrics.job_completed(kind)
+            return budget
+        budget -= 1
+        if len(jobs) == 1 or budget <= 0:
+            await self._reschedule(jobs, error)
+            return budget
+        middle = len(jobs) // 2
+        budget = await self._bisect(kind, tenant, jobs[:middle], budget)
+        return await self._bisect(kind, tenant, jobs[middle:], budget)
+
+    async def _attempt(self, kind: str, tenant: str, jobs: list[Job]) -> str | None:
+        """Run the handler on these jobs; the error as text, or None when it succeeded."""
         handler = self._handlers.get(kind)
         try:
             if handler is None:
@@ -66,19 +134,16 @@ class OutboxWorker:
             if stopping():
                 raise
             log.warning("job batch failed", extra={"kind": kind, "jobs": len(jobs)}, exc_info=True)
-            await self._reschedule(jobs, f"{type(exc).__name__}: {exc}")
-            return
-        async with self._db.transaction() as repos:
-            await repos.jobs.complete([j.id for j in jobs])
-        for _ in jobs:
-            self._metrics.job_completed(kind)
+            return f"{type(exc).__name__}: {exc}"
+        return None
 
     async def _reschedule(self, jobs: list[Job], error: str) -> None:
         async with self._db.transaction() as repos:
             for job in jobs:
+                self._metrics.job_failed(job.kind)
                 if job.attempts >= self._config.max_attempts:
                     await repos.jobs.fail(job.id, error)
-                    self._metrics.job_failed(job.kind)
+                    log.error("job parked as failed", extra={"job": job.id, "kind": job.kind, "subject": job.subject})
                 else:
                     delay = min(self._config.max_backoff_seconds, self._config.base_backoff_seconds * 2 ** (job.attempts - 1))
                     await repos.jobs.retry(job.id, error, now() + timedelta(seconds=delay))
@@ -90,6 +155,12 @@ class OutboxWorker:
 
     async def run(self) -> None:
         """Work until cancelled: drain while there are jobs, then sleep until woken or the poll interval."""
+        try:
+            await self._work()
+        finally:
+            self.give_up_ownership()
+
+    async def _work(self) -> None:
         while True:
             try:
                 claimed = await self.run_once()

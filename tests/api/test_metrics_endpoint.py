@@ -6,7 +6,15 @@ import httpx
 
 from service.domain.upkeep import refresh_state_gauges
 from tests.api.helpers import add_memories, drained, new_session, post_messages, search
-from tests.deploy.test_dashboard import DASHBOARD, dashboard_metric_names
+from service.observability.metrics import Metrics
+from tests.deploy.test_dashboard import (
+    DASHBOARD,
+    HISTOGRAM_SUFFIXES,
+    base_metric_name,
+    dashboard_exprs,
+    dashboard_metric_names,
+    expr_metric_references,
+)
 
 
 async def test_dashboard_metrics_exist_after_a_workload(client: httpx.AsyncClient, app) -> None:
@@ -41,3 +49,26 @@ async def test_dashboard_metrics_exist_after_a_workload(client: httpx.AsyncClien
     ):
         assert name in sampled, f"no samples for {name}"
     assert 'route="/v1/sessions/{session_id}"' in exposition  # labelled by template, not raw path
+
+
+def sampled_series(exposition: str) -> set[str]:
+    """Names of the series that have at least one sample (not just a # TYPE line)."""
+    return {line.split("{")[0].split(" ")[0] for line in exposition.splitlines() if line and not line.startswith("#")}
+
+
+async def test_every_dashboard_series_has_samples_before_any_traffic(client: httpx.AsyncClient) -> None:
+    """A freshly started service: no panel may read "no data" (labelled series start at zero)."""
+    exposition = (await client.get("/metrics")).text  # the scrape itself is not counted
+    sampled = sampled_series(exposition)
+    types = Metrics().names()
+    expected: set[str] = set()
+    for _, expr, _ in dashboard_exprs(DASHBOARD):
+        for ref in expr_metric_references(expr):
+            base = base_metric_name(ref)
+            expected |= {base + s for s in HISTOGRAM_SUFFIXES} if types[base] == "histogram" else {ref}
+    assert not sorted(expected - sampled), f"dashboard series without samples at start-up: {sorted(expected - sampled)}"
+    # Labelled series exist for every value the panels group by: routes, status classes, kinds, types.
+    assert 'memory_http_requests_total{method="POST",route="/v1/memories",status_class="5xx"} 0.0' in exposition
+    assert 'memory_jobs_completed_total{kind="sync_memory"} 0.0' in exposition
+    assert 'memory_memories{type="profile"} 0.0' in exposition
+    assert 'route="/metrics"' not in exposition and 'method="HEAD"' not in exposition

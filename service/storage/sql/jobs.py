@@ -1,4 +1,7 @@
-"""SQL store for the job outbox: claim with a lease (SKIP LOCKED on Postgres), complete, retry."""
+"""SQL store for the job outbox: claim with a lease (SKIP LOCKED on Postgres), complete, retry.
+
+A claim records its owner (``locked_by``) so that a restarted process can release the claims of
+its dead predecessor at once (``release``) instead of waiting for their lease."""
 
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ class SqlJobs:
                 "attempts": 0,
                 "available_at": now,
                 "locked_until": None,
+                "locked_by": None,
                 "last_error": None,
                 "created_at": now,
             }
@@ -40,7 +44,7 @@ class SqlJobs:
         result = await self.db.execute(insert(JobRow).returning(JobRow.id, sort_by_parameter_order=True), rows)
         return list(result.scalars().all())
 
-    async def claim(self, now: datetime, lease_seconds: float, limit: int) -> list[Job]:
+    async def claim(self, now: datetime, lease_seconds: float, limit: int, owner: str) -> list[Job]:
         ready = (
             select(JobRow.id)
             .where(
@@ -55,11 +59,21 @@ class SqlJobs:
         stmt = (
             update(JobRow)
             .where(JobRow.id.in_(ready.scalar_subquery()))
-            .values(locked_until=now + timedelta(seconds=lease_seconds), attempts=JobRow.attempts + 1)
+            .values(locked_until=now + timedelta(seconds=lease_seconds), locked_by=owner, attempts=JobRow.attempts + 1)
             .returning(JobRow.id, JobRow.tenant_id, JobRow.kind, JobRow.subject, JobRow.attempts, JobRow.created_at)
         )
         rows = (await self.db.execute(stmt, execution_options={"synchronize_session": False})).all()
         return sorted((Job(*row) for row in rows), key=lambda job: job.id)
+
+    async def release(self, owner: str) -> int:
+        """Make the pending jobs claimed by ``owner`` claimable now; returns how many there were."""
+        stmt = (
+            update(JobRow)
+            .where(JobRow.status == PENDING, JobRow.locked_by == owner)
+            .values(locked_until=None, locked_by=None)
+        )
+        result = await self.db.execute(stmt, execution_options={"synchronize_session": False})
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def complete(self, ids: Sequence[int]) -> None:
         if ids:
@@ -67,12 +81,14 @@ class SqlJobs:
 
     async def retry(self, job_id: int, error: str, available_at: datetime) -> None:
         stmt = update(JobRow).where(JobRow.id == job_id).values(
-            available_at=available_at, locked_until=None, last_error=error[:2000]
+            available_at=available_at, locked_until=None, locked_by=None, last_error=error[:2000]
         )
         await self.db.execute(stmt)
 
     async def fail(self, job_id: int, error: str) -> None:
-        stmt = update(JobRow).where(JobRow.id == job_id).values(status=FAILED, locked_until=None, last_error=error[:2000])
+        stmt = update(JobRow).where(JobRow.id == job_id).values(
+            status=FAILED, locked_until=None, locked_by=None, last_error=error[:2000]
+        )
         await self.db.execute(stmt)
 
     async def stats(self, tenant_id: str | None = None) -> QueueStats:

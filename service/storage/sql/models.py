@@ -119,6 +119,7 @@ class JobRow(Base):
     attempts: Mapped[int]
     available_at: Mapped[datetime]
     locked_until: Mapped[datetime | None]
+    locked_by: Mapped[str | None] = mapped_column(String(128))
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
 

@@ -1,0 +1,115 @@
+"""Reliability through the API, on both backend sets with the real model and engines:
+a poisoned record fails alone, and a near-duplicate that says something new is never lost."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from service.domain.clock import now
+from service.domain.memories import NewMemory, build, record_created
+from service.embedding.sentence_transformer import SentenceTransformerEmbedder
+from service.lifespan import State
+from service.settings import Settings
+from service.storage.sql.models import JobRow
+from tests.api.helpers import add_memories, search
+from tests.conftest import app_for, migrated, start
+
+MAX_ATTEMPTS = 2
+
+
+@pytest.fixture
+async def state_client(settings: Settings, embedder: SentenceTransformerEmbedder) -> AsyncIterator[tuple[State, httpx.AsyncClient]]:
+    """A client on an app that parks a job after two failed attempts (the backoff between is 1 s)."""
+    await migrated(settings.sql_url)
+    app = app_for(settings.model_copy(update={"job_max_attempts": MAX_ATTEMPTS}), embedder)
+    async with start(app) as client:
+        yield app.state.memory, client
+
+
+async def queue_when(client: httpx.AsyncClient, done: Any, timeout: float = 30.0) -> dict[str, Any]:
+    """Poll /v1/admin/queue (bounded) until ``done(state)``; returns that state."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state: dict[str, Any] = (await client.get("/v1/admin/queue")).json()
+        if done(state):
+            return state
+        assert time.monotonic() < deadline, f"queue never settled: {state}"
+        await asyncio.sleep(0.05)
+
+
+class TestPoisonedRecord:
+    async def test_a_record_the_engine_refuses_fails_alone(
+        self, state_client: tuple[State, httpx.AsyncClient], settings: Settings
+    ) -> None:
+        """Records written in one transaction, so the worker claims their jobs as one batch: one the
+        vector engine refuses (its id is not a UUID, on either engine), one plain, and on SQLite one
+        whose metadata holds NaN (which Qdrant refuses in a payload). Written through the storage
+        layer, past the API's validation, as a row from an older version or a manual fix could be."""
+        state, client = state_client
+        tenant, at = settings.default_tenant, now()
+        good = build(tenant, NewMemory(user_id="u1", content="The spare key is under the blue flowerpot"), at)
+        nan = build(tenant, NewMemory(user_id="u1", content="Quarterly zorblat score recorded", metadata={"score": float("nan")}), at)
+        bad = replace(build(tenant, NewMemory(user_id="u1", content="Poisoned record about gravel"), at), id=f"poison-{uuid.uuid4().hex[:29]}")
+        written = [bad, good, nan] if settings.database_url is None else [bad, good]  # Postgres JSON has no NaN
+        async with state.backends.db.transaction() as repos:
+            await record_created(repos, written)
+        state.outbox.wake()
+
+        queue = await queue_when(client, lambda q: q["pending"] == 0 and q["failed"] == 1)
+        assert queue["failed"] == 1
+
+        hits = await search(client, "where is the spare key", mode="keyword")
+        assert hits and hits[0]["memory"]["id"] == good.id
+        if nan in written:
+            hits = await search(client, "zorblat", mode="keyword")
+            assert hits and hits[0]["memory"]["id"] == nan.id  # NaN is left out of the payload, not fatal
+        async with state.backends.db.engine.connect() as conn:
+            jobs = (await conn.execute(select(JobRow).where(JobRow.tenant_id == tenant))).all()
+        assert [(j.subject, j.status, j.attempts) for j in jobs] == [(bad.id, "failed", MAX_ATTEMPTS)]
+        assert jobs[0].last_error and "uuid" in jobs[0].last_error.lower()
+
+        exposition = (await client.get("/metrics")).text
+        assert f'memory_job_failures_total{{kind="sync_memory"}} {float(MAX_ATTEMPTS)}' in exposition
+        assert f'memory_jobs_completed_total{{kind="sync_memory"}} {float(len(written) - 1)}' in exposition
+
+
+BERLIN = "My flight to Berlin is on May 3rd"
+
+
+class TestNearDuplicateWithNewInformation:
+    async def test_a_new_date_becomes_the_next_version(self, client: httpx.AsyncClient) -> None:
+        [first] = await add_memories(client, {"user_id": "u1", "content": BERLIN})
+        [second] = await add_memories(client, {"user_id": "u1", "content": "My flight to Berlin is on May 5th"})
+        assert second["status"] == "merged" and second["memory"]["id"] == first["memory"]["id"]
+        assert second["memory"]["content"] == "My flight to Berlin is on May 5th"
+        assert second["memory"]["version"] == 2
+        history = (await client.get(f"/v1/memories/{first['memory']['id']}/history")).json()["versions"]
+        assert [v["op"] for v in history] == ["created", "merged"]
+        assert history[1]["changes"]["content"] == [BERLIN, "My flight to Berlin is on May 5th"]
+        got = (await client.get(f"/v1/memories/{first['memory']['id']}")).json()
+        assert got["content"].endswith("May 5th")
+
+    async def test_a_true_near_duplicate_still_merges_without_touching_the_text(self, client: httpx.AsyncClient) -> None:
+        [first] = await add_memories(client, {"user_id": "u1", "content": "Ann is allergic to peanuts."})
+        [again] = await add_memories(client, {"user_id": "u1", "content": "Ann is allergic to peanuts!"})
+        assert again["status"] == "merged" and again["memory"]["id"] == first["memory"]["id"]
+        assert again["memory"]["content"] == "Ann is allergic to peanuts."
+        history = (await client.get(f"/v1/memories/{first['memory']['id']}/history")).json()["versions"]
+        assert "content" not in history[-1]["changes"]
+
+    async def test_a_negation_is_kept(self, client: httpx.AsyncClient) -> None:
+        [first] = await add_memories(client, {"user_id": "u1", "content": "Ann is allergic to peanuts."})
+        [second] = await add_memories(client, {"user_id": "u1", "content": "Ann is not allergic to peanuts."})
+        if second["status"] == "created":  # below the similarity threshold: a memory of its own
+            return
+        assert second["memory"]["id"] == first["memory"]["id"]
+        assert second["memory"]["content"] == "Ann is not allergic to peanuts."
