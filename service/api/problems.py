@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -11,6 +13,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.domain.errors import DomainError
@@ -35,9 +38,22 @@ def problem_body(status: int, code: str, detail: str | None, instance: str | Non
     }
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with what JSON cannot carry made printable: NaN and Infinity, lone surrogates."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {json_safe(str(k)): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def problem_response(request: Request, status: int, code: str, detail: str | None, **extra: Any) -> JSONResponse:
     body = problem_body(status, code, detail, request.url.path, **extra)
-    return JSONResponse(jsonable_encoder(body), status_code=status, media_type=PROBLEM_JSON)
+    return JSONResponse(json_safe(jsonable_encoder(body)), status_code=status, media_type=PROBLEM_JSON)
 
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
@@ -62,12 +78,39 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(request, 422, code, _validation_summary(errors), errors=errors)
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _template(path: str) -> re.Pattern[str]:
+    parts = re.split(r"\{[^/}]+\}", path)
+    return re.compile("^" + "[^/]+".join(re.escape(part) for part in parts) + "$")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method the path has, as documented (Starlette names only the first route's).
+
+    The most literal documented path wins (``/v1/memories/search`` over ``/v1/memories/{memory_id}``);
+    a path left out of the document falls back to the routes that match it.
+    """
+    path = request.scope["path"]
+    documented = [(p.count("{"), item) for p, item in request.app.openapi()["paths"].items() if _template(p).match(path)]
+    if documented:
+        item = min(documented, key=lambda found: found[0])[1]
+        return ", ".join(m for m in _METHODS if m.lower() in item)
+    routes = request.app.router.routes
+    return ", ".join(
+        m for m in _METHODS if any(r.matches({**request.scope, "method": m})[0] == Match.FULL for r in routes)
+    )
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(exc.status_code, "http_error")
     response = problem_response(request, exc.status_code, code, str(exc.detail))
     for name, value in (exc.headers or {}).items():
         response.headers[name] = value
+    if exc.status_code == 405:
+        response.headers["Allow"] = allowed_methods(request)
     return response
 
 

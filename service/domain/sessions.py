@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 from uuid import uuid4
@@ -66,6 +66,13 @@ class SessionService:
         if found is None:
             raise NotFound(f"session {session_id!r} not found")
         return found
+
+    async def require(self, tenant_id: str, session_ids: Collection[str], field: str = "session_id") -> None:
+        """Refuse (422) a reference to a session that does not exist in the tenant."""
+        async with self._db.transaction() as repos:
+            for session_id in sorted(set(session_ids)):
+                if await repos.sessions.get(tenant_id, session_id) is None:
+                    raise InvalidInput(f"{field}: session {session_id!r} does not exist")
 
     async def list(self, query: SessionQuery) -> Page[SessionRecord]:
         try:

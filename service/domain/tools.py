@@ -10,39 +10,44 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from service.domain.clock import as_utc
 from service.domain.context import ContextRequest, ContextService, memory_line
 from service.domain.errors import InvalidInput, NotFound
 from service.domain.memories import MemoryService, NewMemory
 from service.domain.search import SearchQuery, SearchService
+from service.schemas.validators import NonBlank, RecordId, UtcDatetime, check_window
 from service.storage.records import MemoryRecord, SessionRecord
 
 MemoryType = Literal["semantic", "episodic", "procedural", "summary", "profile"]
 
 
 class _Args(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class SearchMemoryArgs(_Args):
     """Search the user's long-term memories (all of their past conversations and saved facts)."""
 
-    query: str = Field(min_length=1, max_length=4000, description="What to look for, in natural language.")
-    before: datetime | None = Field(None, description="Only memories from before this time (ISO 8601).")
-    after: datetime | None = Field(None, description="Only memories from this time on (ISO 8601).")
-    types: list[MemoryType] | None = Field(None, description="Only these kinds of memory.")
+    query: NonBlank = Field(max_length=4000, description="What to look for, in natural language.")
+    before: UtcDatetime | None = Field(None, description="Only memories from before this time (ISO 8601).")
+    after: UtcDatetime | None = Field(None, description="Only memories from this time on (ISO 8601).")
+    types: list[MemoryType] | None = Field(None, max_length=16, description="Only these kinds of memory.")
     limit: int = Field(5, ge=1, le=20, description="How many memories to return.")
+
+    @model_validator(mode="after")
+    def _window(self) -> SearchMemoryArgs:
+        check_window(self.after, self.before)
+        return self
 
 
 class SaveMemoryArgs(_Args):
     """Save a fact, preference or event about the user to long-term memory."""
 
-    content: str = Field(min_length=1, max_length=4000, description="The memory, as a self-contained sentence.")
+    content: NonBlank = Field(max_length=4000, description="The memory, as a self-contained sentence.")
     type: MemoryType = Field("semantic", description="semantic: facts and preferences; episodic: events; procedural: how-tos.")
     importance: float = Field(0.5, ge=0.0, le=1.0, description="How much it matters, 0 to 1.")
 
@@ -50,21 +55,23 @@ class SaveMemoryArgs(_Args):
 class UpdateMemoryArgs(_Args):
     """Correct a memory: replace its content (the old text is kept in its history)."""
 
-    id: str = Field(min_length=1, max_length=64, description="The memory's id, as search_memory returned it.")
-    content: str = Field(min_length=1, max_length=4000, description="The corrected memory.")
+    id: RecordId = Field(description="The memory's id, as search_memory returned it.")
+    content: NonBlank = Field(max_length=4000, description="The corrected memory.")
 
 
 class DeleteMemoryArgs(_Args):
     """Forget a memory that is wrong or that the user asked to forget."""
 
-    id: str = Field(min_length=1, max_length=64, description="The memory's id, as search_memory returned it.")
+    id: RecordId = Field(description="The memory's id, as search_memory returned it.")
 
 
 class GetContextArgs(_Args):
     """Fetch the prompt-ready context: profile, conversation summary, relevant memories, recent messages."""
 
     max_tokens: int = Field(ge=1, le=200_000, description="Token budget of the context.")
-    query: str | None = Field(None, max_length=4000, description="What the memories should be relevant to.")
+    query: Annotated[NonBlank, Field(max_length=4000)] | None = Field(
+        None, description="What the memories should be relevant to."
+    )
 
 
 @dataclass(frozen=True, slots=True)

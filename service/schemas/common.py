@@ -6,12 +6,20 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from service.schemas.validators import ID_PATTERN
+
 T = TypeVar("T")
 
 #: Ids chosen by clients (sessions, users, agents): short, printable, URL-safe.
-ClientId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$")]
+ClientId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=ID_PATTERN)]
 
 Metadata = Annotated[dict[str, Any], Field(description="Free-form JSON object kept with the record.")]
+
+
+class RequestModel(BaseModel):
+    """A request body: unknown fields and non-finite numbers (NaN, Infinity) are refused."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class RecordModel(BaseModel):

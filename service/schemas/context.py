@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from service.schemas.memories import Memory, MemoryType
+from service.schemas.common import RequestModel
+from service.schemas.memories import MAX_QUERY_CHARS, Memory, MemoryType
+from service.schemas.validators import NonBlank
 
 MAX_CONTEXT_TOKENS = 200_000
 
 
-class ContextRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ContextRequest(RequestModel):
     max_tokens: int = Field(ge=1, le=MAX_CONTEXT_TOKENS, description="Token budget of the whole prompt.")
-    query: str | None = Field(
-        None, max_length=4000, description="What to recall memories for; the session's latest user message when absent."
+    query: Annotated[NonBlank, Field(max_length=MAX_QUERY_CHARS)] | None = Field(
+        None, description="What to recall memories for (not blank); the session's latest user message when absent."
     )
-    types: list[MemoryType] | None = Field(None, description="Only long-term memories of these types.")
+    types: list[MemoryType] | None = Field(None, max_length=16, description="Only long-term memories of these types.")
 
 
 class ContextItem(BaseModel):

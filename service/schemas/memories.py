@@ -3,56 +3,83 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints, model_validator
 
-from service.schemas.common import ClientId, Metadata, RecordModel
+from service.schemas.common import ClientId, Metadata, RecordModel, RequestModel
+from service.schemas.validators import (
+    HttpUrl,
+    MetadataFilter,
+    MetadataIn,
+    NonBlank,
+    SafeStr,
+    UtcDatetime,
+    check_window,
+    in_future,
+)
 
 MemoryType = Literal["semantic", "episodic", "procedural", "summary", "profile"]
 Modality = Literal["text", "image", "audio"]
 
+#: Keywords of one memory, and characters in each.
+MAX_KEYWORDS, KEYWORD_MAX_CHARS = 32, 100
+MAX_QUERY_CHARS = 4000
 
-class MemoryCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+Content = Annotated[
+    NonBlank,
+    Field(description="The memory, not blank (limit: MEMORY_MAX_CONTENT_CHARS characters, default 32000); "
+          "for image or audio, its description or transcript."),
+]
+Topic = Annotated[SafeStr, StringConstraints(min_length=1, max_length=128)]
+Keywords = Annotated[
+    list[Annotated[SafeStr, StringConstraints(min_length=1, max_length=KEYWORD_MAX_CHARS)]],
+    Field(max_length=MAX_KEYWORDS, description=f"At most {MAX_KEYWORDS} keywords of {KEYWORD_MAX_CHARS} characters."),
+]
+MediaUrl = Annotated[HttpUrl, Field(description="An http or https URL of the image or audio.")]
+Expiry = Annotated[UtcDatetime, AfterValidator(in_future)]
 
+
+class MemoryCreate(RequestModel):
     user_id: ClientId
-    content: str = Field(description="The memory; for image or audio, its description or transcript.")
+    content: Content
     type: MemoryType = Field("semantic", description="semantic: facts, preferences; episodic: events; procedural: how-tos.")
-    session_id: ClientId | None = None
+    session_id: ClientId | None = Field(None, description="A session of yours that exists.")
     agent_id: ClientId | None = None
     modality: Modality = "text"
-    media_url: str | None = Field(None, max_length=2048)
+    media_url: MediaUrl | None = None
     importance: float = Field(0.5, ge=0.0, le=1.0)
-    topic: str | None = Field(None, max_length=128)
-    keywords: list[str] | None = Field(None, max_length=64, description="Extracted from the content when absent.")
-    metadata: Metadata = Field(default_factory=dict)
-    event_time: datetime | None = Field(None, description="When it happened; creation time when absent.")
-    expires_at: datetime | None = Field(None, description="After this the memory is never returned and is purged.")
-    source_ids: list[str] = Field(default_factory=list, max_length=1000, description="Ids of the messages it came from.")
+    topic: Topic | None = None
+    keywords: Keywords | None = Field(None, description="Extracted from the content when absent.")
+    metadata: MetadataIn = Field(default_factory=dict)
+    event_time: UtcDatetime | None = Field(None, description="When it happened (ISO-8601); creation time when absent.")
+    expires_at: Expiry | None = Field(
+        None, description="A future time (ISO-8601) after which the memory is never returned and is purged."
+    )
+    source_ids: list[Annotated[SafeStr, StringConstraints(min_length=1, max_length=128)]] = Field(
+        default_factory=list, max_length=1000, description="Ids of the messages it came from."
+    )
 
 
-class MemoryBatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class MemoryBatch(RequestModel):
+    memories: list[MemoryCreate] = Field(
+        min_length=1, description="One or more memories (limit: MEMORY_MAX_BATCH_ITEMS, default 100)."
+    )
 
-    memories: list[MemoryCreate] = Field(description="One or more memories (limit: MEMORY_MAX_BATCH_ITEMS).")
 
+class MemoryUpdate(RequestModel):
+    """Only the fields given change; ``expires_at: null`` removes an expiry, a past one expires it now."""
 
-class MemoryUpdate(BaseModel):
-    """Only the fields given change; ``expires_at: null`` removes an expiry."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    content: str | None = None
+    content: Content | None = None
     type: MemoryType | None = None
     modality: Modality | None = None
-    media_url: str | None = Field(None, max_length=2048)
+    media_url: MediaUrl | None = None
     importance: float | None = Field(None, ge=0.0, le=1.0)
-    topic: str | None = Field(None, max_length=128)
-    keywords: list[str] | None = Field(None, max_length=64)
-    metadata: Metadata | None = None
-    event_time: datetime | None = None
-    expires_at: datetime | None = None
+    topic: Topic | None = None
+    keywords: Keywords | None = None
+    metadata: MetadataIn | None = None
+    event_time: UtcDatetime | None = None
+    expires_at: UtcDatetime | None = None
 
 
 class Memory(RecordModel):
@@ -101,10 +128,8 @@ class MemoryHistory(BaseModel):
     versions: list[MemoryVersion]
 
 
-class SearchWeights(BaseModel):
+class SearchWeights(RequestModel):
     """How much each score part counts; the defaults are the tuned recipe (see the README)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     semantic: float = Field(1.0, ge=0.0, le=10.0)
     keyword: float = Field(1.0, ge=0.0, le=10.0)
@@ -116,23 +141,29 @@ class SearchWeights(BaseModel):
     importance: float = Field(0.0, ge=0.0, le=10.0, description="The memory's importance.")
 
 
-class SearchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    query: str = Field(min_length=1, max_length=4000)
+class SearchRequest(RequestModel):
+    query: NonBlank = Field(max_length=MAX_QUERY_CHARS, description="What to recall; not blank.")
     user_id: ClientId
     session_id: ClientId | None = None
     agent_id: ClientId | None = None
-    types: list[MemoryType] | None = None
-    topics: list[str] | None = Field(None, max_length=50)
-    metadata: dict[str, str | int | float | bool] | None = Field(None, description="Equality filters on metadata keys.")
-    after: datetime | None = Field(None, description="Only memories whose event time is at or after this.")
-    before: datetime | None = Field(None, description="Only memories whose event time is before this.")
+    types: list[MemoryType] | None = Field(None, max_length=16)
+    topics: list[Topic] | None = Field(None, max_length=50)
+    metadata: MetadataFilter | None = Field(
+        None,
+        description="Equality filters on top-level metadata keys (letters, digits, '_' and '-'; at most 32).",
+    )
+    after: UtcDatetime | None = Field(None, description="Only memories whose event time is at or after this.")
+    before: UtcDatetime | None = Field(None, description="Only memories whose event time is before this.")
     limit: int = Field(10, ge=1, le=100)
     mode: Literal["hybrid", "semantic", "keyword"] = "hybrid"
     weights: SearchWeights = Field(default_factory=SearchWeights)
     mmr: float | None = Field(None, ge=0.0, le=1.0, description="MMR lambda for diversity (1 = pure relevance).")
     min_score: float | None = Field(None, description="Drop results scoring below this.")
+
+    @model_validator(mode="after")
+    def _window(self) -> SearchRequest:
+        check_window(self.after, self.before)
+        return self
 
 
 class ScoreParts(BaseModel):

@@ -5,27 +5,30 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from service.schemas.common import Metadata, RecordModel
+from service.schemas.common import Metadata, RecordModel, RequestModel
+from service.schemas.validators import MetadataIn, NonBlank, SafeStr, UtcDatetime
 
 Role = Literal["user", "assistant", "system", "tool"]
 
 
-class MessageIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class MessageIn(RequestModel):
     role: Role
-    content: str = Field(description="The message text (limit: MEMORY_MAX_CONTENT_CHARS characters).")
-    name: str | None = Field(None, max_length=128, description="Who spoke (a person's or a tool's name).")
-    created_at: datetime | None = Field(None, description="When it was said; now when absent, UTC when no zone.")
-    metadata: Metadata = Field(default_factory=dict)
+    content: NonBlank = Field(
+        description="The message text, not blank (limit: MEMORY_MAX_CONTENT_CHARS characters, default 32000)."
+    )
+    name: SafeStr | None = Field(None, min_length=1, max_length=128, description="Who spoke (a person's or a tool's name).")
+    created_at: UtcDatetime | None = Field(
+        None, description="When it was said (ISO-8601); now when absent, UTC when no zone."
+    )
+    metadata: MetadataIn = Field(default_factory=dict)
 
 
-class MessageBatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    messages: list[MessageIn] = Field(description="One or more messages (limit: MEMORY_MAX_BATCH_ITEMS).")
+class MessageBatch(RequestModel):
+    messages: list[MessageIn] = Field(
+        min_length=1, description="One or more messages (limit: MEMORY_MAX_BATCH_ITEMS, default 100)."
+    )
 
 
 class Message(RecordModel):

@@ -4,26 +4,23 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from service.schemas.common import ClientId, Metadata, RecordModel
+from service.schemas.common import ClientId, Metadata, RecordModel, RequestModel
+from service.schemas.validators import MetadataIn
 
 
-class SessionCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SessionCreate(RequestModel):
     id: ClientId | None = Field(None, description="Your own id for the session; a UUID is made when absent.")
     user_id: ClientId
     agent_id: ClientId | None = None
-    metadata: Metadata = Field(default_factory=dict)
+    metadata: MetadataIn = Field(default_factory=dict)
 
 
-class SessionUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SessionUpdate(RequestModel):
     user_id: ClientId | None = None
     agent_id: ClientId | None = None
-    metadata: Metadata | None = Field(None, description="Replaces the whole metadata object.")
+    metadata: MetadataIn | None = Field(None, description="Replaces the whole metadata object.")
 
 
 class Session(RecordModel):

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
+
+from service.schemas.common import RequestModel
+from service.schemas.validators import bounded_json, storable
+
+#: Characters in arguments given as a JSON string.
+MAX_ARGUMENT_CHARS = 100_000
 
 
 class FunctionSpec(BaseModel):
@@ -20,11 +26,14 @@ class ToolSpec(BaseModel):
     function: FunctionSpec
 
 
-class ToolCall(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    arguments: dict[str, Any] | str = Field(
-        default_factory=dict, description="The arguments, as an object or as the JSON string an LLM emitted."
+class ToolCall(RequestModel):
+    arguments: (
+        Annotated[dict[str, Any], AfterValidator(bounded_json)]
+        | Annotated[str, StringConstraints(max_length=MAX_ARGUMENT_CHARS), AfterValidator(storable)]
+    ) = Field(
+        default_factory=dict,
+        description="The arguments, as an object (5 levels deep at most) or as the JSON string an LLM emitted "
+        f"(at most {MAX_ARGUMENT_CHARS} characters).",
     )
 
 

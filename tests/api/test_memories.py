@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from service.domain.upkeep import purge_expired
 from service.settings import Settings
-from tests.api.helpers import add_memories, assert_problem, drained, search
+from tests.api.helpers import add_memories, assert_problem, drained, new_session, search
 
 FACT = {"user_id": "u1", "content": "Ann is allergic to peanuts.", "type": "semantic", "topic": "health"}
 
@@ -73,7 +73,7 @@ class TestCreateMemories:
     async def test_bad_input_is_a_problem(self, client: httpx.AsyncClient, settings: Settings) -> None:
         assert_problem(await client.post("/v1/memories", json={**FACT, "type": "dream"}), 422)
         assert_problem(await client.post("/v1/memories", json={**FACT, "importance": 2}), 422)
-        assert_problem(await client.post("/v1/memories", json={**FACT, "content": "   "}), 422, "invalid_input")
+        assert_problem(await client.post("/v1/memories", json={**FACT, "content": "   "}), 422, "validation_failed")
         too_long = {**FACT, "content": "x" * (settings.max_content_chars + 1)}
         assert_problem(await client.post("/v1/memories", json=too_long), 422, "limit_exceeded")
         many = {"memories": [FACT] * (settings.max_batch_items + 1)}
@@ -114,6 +114,7 @@ class TestReadChangeDelete:
         assert_problem(await client.patch(f"/v1/memories/{item['memory']['id']}", json={"user_id": "u2"}), 422)
 
     async def test_list_filters_and_pages(self, client: httpx.AsyncClient) -> None:
+        await new_session(client, id="s9")
         await add_memories(
             client,
             {"user_id": "u1", "content": "fact one", "topic": "a", "event_time": "2023-01-01T00:00:00Z"},

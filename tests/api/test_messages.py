@@ -43,7 +43,7 @@ class TestAddMessages:
         many = [{"role": "user", "content": "x"}] * (settings.max_batch_items + 1)
         body = assert_problem(await client.post(url, json={"messages": many}), 422, "limit_exceeded")
         assert str(settings.max_batch_items) in body["detail"]
-        assert_problem(await client.post(url, json={"messages": []}), 422, "invalid_input")
+        assert_problem(await client.post(url, json={"messages": []}), 422, "validation_failed")
         assert_problem(await client.post(url, json={"messages": [{"role": "wizard", "content": "x"}]}), 422)
         assert_problem(await client.post(url, content=b'{"messages": [', headers={"content-type": "application/json"}), 422, "malformed_json")
         assert_problem(await client.post(url, content=b"\xff\xfe", headers={"content-type": "application/json"}), 422)
@@ -140,7 +140,7 @@ class TestBufferRebuild:
 
         from tests.conftest import migrated
 
-        settings = Settings(data_dir=tmp_path, database_url=await migrated(pg_url), redis_url=redis_url, qdrant_url=QDRANT_LOCAL, default_tenant=f"rebuild-{uuid.uuid4().hex[:10]}", _env_file=None)  # type: ignore[call-arg]
+        settings = Settings(data_dir=tmp_path, database_url=await migrated(pg_url), redis_url=redis_url, qdrant_url=QDRANT_LOCAL, default_tenant=f"rebuild-{uuid.uuid4().hex[:10]}", auth_disabled=True, _env_file=None)  # type: ignore[call-arg]
         async with start(app_for(settings, embedder)) as client:
             await new_session(client, id="s1")
             await post_messages(client, "s1", "a", "b")

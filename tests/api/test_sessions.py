@@ -42,7 +42,8 @@ class TestListSessions:
         assert [s["id"] for s in page["items"]] == ["s3", "s1"]
 
     async def test_a_forged_cursor_is_a_clear_error(self, client: httpx.AsyncClient) -> None:
-        assert_problem(await client.get("/v1/sessions", params={"cursor": "garbage!"}), 422, "invalid_input")
+        assert_problem(await client.get("/v1/sessions", params={"cursor": "garbage!"}), 422, "validation_failed")
+        assert_problem(await client.get("/v1/sessions", params={"cursor": "Z2FyYmFnZQ"}), 422, "invalid_input")
 
 
 class TestGetUpdateDeleteSession:

@@ -6,7 +6,7 @@ from fastapi import status
 
 from service.api.deps import CondenserDep, ContextDep, SummariesDep, TenantDep
 from service.api.routing import resource_router
-from service.api.v1.sessions import SessionId
+from service.api.params import SessionId
 from service.domain.context import ContextRequest as Request
 from service.domain.packing import Packed
 from service.schemas.context import Context, ContextItem, ContextRequest, ContextSection, CondenseResult, SessionSummary

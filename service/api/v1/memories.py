@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
-from fastapi import Path, Query, Response, status
+from fastapi import Query, Response, status
 
-from service.api.deps import MemoriesDep, SearchDep, StateDep, TenantDep
+from service.api.deps import MemoriesDep, SearchDep, SessionsDep, StateDep, TenantDep
+from service.api.params import Cursor, MemoryId, PageLimit, TimeWindow
 from service.api.routing import resource_router
 from service.domain import ranking
-from service.domain.clock import as_utc, now
+from service.domain.clock import now
 from service.domain.memories import NewMemory
 from service.domain.search import SearchQuery
 from service.schemas.common import ClientId, Page
@@ -28,20 +28,14 @@ from service.schemas.memories import (
     SearchHit,
     SearchRequest,
     SearchResults,
+    Topic,
 )
 from service.storage.records import MemoryQuery
 
 router = resource_router("memories", "/memories")
 
-MemoryId = Annotated[str, Path(min_length=1, max_length=64, description="The memory's id.")]
-
-
 def _new(body: MemoryCreate) -> NewMemory:
     return NewMemory(**body.model_dump())
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    return as_utc(value) if value else None
 
 
 @router.post(
@@ -51,10 +45,15 @@ def _utc(value: datetime | None) -> datetime | None:
     responses={200: {"model": MemoryWriteResults, "description": "Every memory was already kept"}},
 )
 async def create_memories(
-    body: MemoryCreate | MemoryBatch, memories: MemoriesDep, tenant: TenantDep, response: Response
+    body: MemoryCreate | MemoryBatch,
+    memories: MemoriesDep,
+    sessions: SessionsDep,
+    tenant: TenantDep,
+    response: Response,
 ) -> MemoryWriteResults:
     """Store one memory or a batch; identical or near-identical ones return the memory already kept."""
     batch = body.memories if isinstance(body, MemoryBatch) else [body]
+    await sessions.require(tenant, [m.session_id for m in batch if m.session_id])
     outcomes = await memories.add(tenant, [_new(m) for m in batch])
     if all(o.status != "created" for o in outcomes):
         response.status_code = status.HTTP_200_OK
@@ -68,16 +67,15 @@ async def list_memories(
     memories: MemoriesDep,
     tenant: TenantDep,
     state: StateDep,
+    window: TimeWindow,
     user_id: Annotated[ClientId | None, Query()] = None,
     session_id: Annotated[ClientId | None, Query()] = None,
-    type: Annotated[list[MemoryType] | None, Query(description="One or more types.")] = None,
-    topic: Annotated[str | None, Query(max_length=128)] = None,
-    after: Annotated[datetime | None, Query(description="Event time at or after this.")] = None,
-    before: Annotated[datetime | None, Query(description="Event time before this.")] = None,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    type: Annotated[list[MemoryType] | None, Query(max_length=16, description="One or more types.")] = None,
+    topic: Annotated[Topic | None, Query()] = None,
+    cursor: Cursor = None,
+    limit: PageLimit = 50,
 ) -> Page[Memory]:
-    """List memories, newest first, with filters."""
+    """List memories, newest first, with filters (after/before bound the event time)."""
     query = MemoryQuery(
         tenant_id=tenant,
         limit=min(limit, state.settings.max_page_size),
@@ -86,8 +84,8 @@ async def list_memories(
         session_id=session_id,
         types=tuple(type) if type else None,
         topic=topic,
-        after=_utc(after),
-        before=_utc(before),
+        after=window.after,
+        before=window.before,
         cursor=cursor,
     )
     page = await memories.list(query)
@@ -119,8 +117,8 @@ async def search_memories(body: SearchRequest, search: SearchDep, tenant: Tenant
         types=tuple(body.types) if body.types else None,
         topics=tuple(body.topics) if body.topics else None,
         metadata=body.metadata,
-        after=_utc(body.after),
-        before=_utc(body.before),
+        after=body.after,
+        before=body.before,
         params=params,
         mmr_lambda=body.mmr,
         min_score=body.min_score,
@@ -141,9 +139,6 @@ async def get_memory(memory_id: MemoryId, memories: MemoriesDep, tenant: TenantD
 async def update_memory(memory_id: MemoryId, body: MemoryUpdate, memories: MemoriesDep, tenant: TenantDep) -> Memory:
     """Change a memory; the old version is kept in its history."""
     changes = body.model_dump(exclude_unset=True)
-    for name in ("event_time", "expires_at"):
-        if changes.get(name) is not None:
-            changes[name] = as_utc(changes[name])
     for name in ("content", "type", "modality", "importance", "keywords", "metadata", "event_time"):
         if name in changes and changes[name] is None:
             del changes[name]

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import Query, status
 
 from service.api.deps import MessagesDep, StateDep, TenantDep
+from service.api.params import Cursor, PageLimit, SessionId, TimeWindow
 from service.api.routing import resource_router
-from service.api.v1.sessions import SessionId
-from service.domain.clock import as_utc
 from service.domain.messages import NewMessage
 from service.schemas.common import Page
 from service.schemas.messages import Buffer, BufferedMessage, Message, MessageBatch, MessageList
 from service.storage.records import MessageQuery
 
 router = resource_router("messages", "/sessions/{session_id}")
+
+#: The largest token budget a buffer read may ask for.
+MAX_BUFFER_TOKENS = 10_000_000
 
 
 @router.post("/messages", status_code=status.HTTP_201_CREATED, response_model=MessageList)
@@ -38,11 +39,10 @@ async def list_messages(
     messages: MessagesDep,
     tenant: TenantDep,
     state: StateDep,
+    window: TimeWindow,
     order: Annotated[Literal["asc", "desc"], Query(description="asc: oldest first; desc: newest first.")] = "asc",
-    after: Annotated[datetime | None, Query(description="Only messages at or after this time.")] = None,
-    before: Annotated[datetime | None, Query(description="Only messages before this time.")] = None,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    cursor: Cursor = None,
+    limit: PageLimit = 50,
 ) -> Page[Message]:
     """Page through a session's full message history."""
     query = MessageQuery(
@@ -50,8 +50,8 @@ async def list_messages(
         session_id=session_id,
         limit=min(limit, state.settings.max_page_size),
         newest_first=order == "desc",
-        after=as_utc(after) if after else None,
-        before=as_utc(before) if before else None,
+        after=window.after,
+        before=window.before,
         cursor=cursor,
     )
     page = await messages.history(query)
@@ -63,8 +63,13 @@ async def get_buffer(
     session_id: SessionId,
     messages: MessagesDep,
     tenant: TenantDep,
-    last_n: Annotated[int | None, Query(ge=1, description="The last N messages.")] = None,
-    max_tokens: Annotated[int | None, Query(ge=1, description="Only the newest messages that fit.")] = None,
+    last_n: Annotated[
+        int | None,
+        Query(ge=1, le=100_000, description="The last N messages (at most MEMORY_BUFFER_MAX_MESSAGES, default 200)."),
+    ] = None,
+    max_tokens: Annotated[
+        int | None, Query(ge=1, le=MAX_BUFFER_TOKENS, description="Only the newest messages that fit.")
+    ] = None,
 ) -> Buffer:
     """The session's recent messages: the last N, or as many of the newest as fit a token budget."""
     view = await messages.buffer(tenant, session_id, last_n, max_tokens)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Path, Query, Response, status
+from fastapi import Query, Response, status
 
 from service.api.deps import SessionsDep, StateDep, TenantDep
+from service.api.params import Cursor, PageLimit, SessionId
 from service.api.routing import resource_router
 from service.domain.sessions import NewSession
 from service.schemas.common import ClientId, Page
@@ -14,8 +15,6 @@ from service.schemas.sessions import Session, SessionCreate, SessionUpdate
 from service.storage.records import SessionChanges, SessionQuery
 
 router = resource_router("sessions", "/sessions")
-
-SessionId = Annotated[str, Path(min_length=1, max_length=128, description="The session's id.")]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=Session, responses={409: {}})
@@ -31,8 +30,8 @@ async def list_sessions(
     tenant: TenantDep,
     state: StateDep,
     user_id: Annotated[ClientId | None, Query(description="Only this user's sessions.")] = None,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    cursor: Cursor = None,
+    limit: PageLimit = 50,
 ) -> Page[Session]:
     """List sessions, newest first."""
     query = SessionQuery(

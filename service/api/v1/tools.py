@@ -8,13 +8,15 @@ from fastapi import Path
 
 from service.api.deps import SessionsDep, TenantDep, ToolsDep
 from service.api.routing import resource_router
-from service.api.v1.sessions import SessionId
+from service.api.params import SessionId
 from service.domain.tools import tool_schemas
 from service.schemas.tools import ToolCall, ToolResult, ToolSpec
 
 router = resource_router("tools")
 
-ToolName = Annotated[str, Path(min_length=1, max_length=64, description="The tool's name, as GET /v1/tools lists it.")]
+ToolName = Annotated[
+    str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="The tool's name, as GET /v1/tools lists it.")
+]
 
 
 @router.get("/tools", response_model=list[ToolSpec])

@@ -67,13 +67,13 @@ class SqlMemories:
         if query.before is not None:
             stmt = stmt.where(MemoryRow.event_time < query.before)
         if query.cursor:
-            created_at, last_id = cursor.decode("memories", query.cursor)
+            created_at, last_id = cursor.decode(f"memories:{query.tenant_id}", query.cursor)
             stmt = stmt.where(tuple_(MemoryRow.created_at, MemoryRow.id) < tuple_(created_at, str(last_id)))
         stmt = stmt.order_by(MemoryRow.created_at.desc(), MemoryRow.id.desc()).limit(query.limit + 1)
         rows = list((await self.db.scalars(stmt)).all())
         items = [memory_record(r) for r in rows[: query.limit]]
         more = len(rows) > query.limit
-        return Page(items, cursor.encode("memories", items[-1].created_at, items[-1].id) if more else None)
+        return Page(items, cursor.encode(f"memories:{query.tenant_id}", items[-1].created_at, items[-1].id) if more else None)
 
     async def replace(self, memory: MemoryRecord) -> None:
         row = await self.db.get(MemoryRow, memory.id)

@@ -81,13 +81,13 @@ class SqlSessions:
         if query.user_id is not None:
             stmt = stmt.where(SessionRow.user_id == query.user_id)
         if query.cursor:
-            created_at, last_id = cursor.decode("sessions", query.cursor)
+            created_at, last_id = cursor.decode(f"sessions:{query.tenant_id}", query.cursor)
             stmt = stmt.where(tuple_(SessionRow.created_at, SessionRow.id) < tuple_(created_at, str(last_id)))
         stmt = stmt.order_by(SessionRow.created_at.desc(), SessionRow.id.desc()).limit(query.limit + 1)
         rows = list((await self.db.scalars(stmt)).all())
         items = [_session_record(r) for r in rows[: query.limit]]
         more = len(rows) > query.limit
-        return Page(items, cursor.encode("sessions", items[-1].created_at, items[-1].id) if more else None)
+        return Page(items, cursor.encode(f"sessions:{query.tenant_id}", items[-1].created_at, items[-1].id) if more else None)
 
     async def update(self, tenant_id: str, session_id: str, changes: SessionChanges) -> SessionRecord | None:
         values: dict[str, object] = {"updated_at": datetime.now(UTC)}
@@ -147,8 +147,9 @@ class SqlMessages:
         if query.before is not None:
             stmt = stmt.where(MessageRow.created_at < query.before)
         key = tuple_(MessageRow.created_at, MessageRow.seq)
+        listing = f"messages:{query.tenant_id}:{query.session_id}:{'desc' if query.newest_first else 'asc'}"
         if query.cursor:
-            created_at, last_seq = cursor.decode("messages", query.cursor)
+            created_at, last_seq = cursor.decode(listing, query.cursor, int)
             position = tuple_(created_at, int(last_seq))
             stmt = stmt.where(key < position if query.newest_first else key > position)
         if query.newest_first:
@@ -158,7 +159,7 @@ class SqlMessages:
         rows = list((await self.db.scalars(stmt.limit(query.limit + 1))).all())
         items = [_message_record(r) for r in rows[: query.limit]]
         more = len(rows) > query.limit
-        return Page(items, cursor.encode("messages", items[-1].created_at, items[-1].seq) if more else None)
+        return Page(items, cursor.encode(listing, items[-1].created_at, items[-1].seq) if more else None)
 
     async def count(self) -> int:
         return int(await self.db.scalar(select(func.count()).select_from(MessageRow)) or 0)
