@@ -58,7 +58,9 @@ def problem_response(request: Request, status: int, code: str, detail: str | Non
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
-    return problem_response(request, exc.status, exc.code, exc.detail)
+    response = problem_response(request, exc.status, exc.code, exc.detail)
+    response.headers.update(exc.headers)
+    return response
 
 
 def _validation_summary(errors: list[dict[str, Any]]) -> str:
