@@ -1,13 +1,15 @@
 """The main context: one call returns the most useful memory that fits a token budget.
 
-It gathers the user's profile memories, the session's rolling summary, the relevant long-term
-memories of the user across all of their sessions (hybrid search with the query, each episode
-with the neighbouring turns that complete it, each summary with its best sources) and the
-session's newest messages, then packs them by the rules of ``service.domain.packing``.
+It gathers the user's profile (the client's fields, then facts: ``service.domain.profiles``), the
+session's rolling summary, the relevant long-term memories of the user across all of their sessions
+(hybrid search with the query, each episode with the neighbouring turns that complete it, each
+summary with its best sources) and the session's newest messages, then packs them by the rules of
+``service.domain.packing``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -19,12 +21,13 @@ from service.domain.clock import now
 from service.domain.digests import Snapshot, read_snapshot
 from service.domain.messages import MessageService
 from service.domain.packing import SOURCES_PER_SUMMARY, Inputs, Item, Packed, pack
+from service.domain.profiles import Profile, read_profile
 from service.domain.search import Found, SearchQuery, SearchService
 from service.embedding.text import term_set
 from service.observability.metrics import Metrics
 from service.storage.ports import Database, Repos, TokenCounter
 from service.storage.errors import VectorIndexUnreachable
-from service.storage.records import BufferedMessage, MemoryQuery, MemoryRecord, SessionDigest
+from service.storage.records import BufferedMessage, MemoryRecord, SessionDigest
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +37,6 @@ WITH_NEIGHBOURS = 10
 #: Score share a neighbouring turn, or a summary's source, inherits from the memory it completes.
 NEIGHBOUR_WEIGHT = 0.6
 SOURCE_WEIGHT = 0.9
-PROFILE_ITEMS = 20
 #: A memory of more than ``EXCERPT_OVER`` sentences stands in the prompt as its (at most
 #: ``EXCERPT_SENTENCES``) query-relevant sentences.
 EXCERPT_OVER = 2
@@ -114,8 +116,22 @@ def memory_item(
     )
 
 
-def profile_item(memory: MemoryRecord, rank: int) -> Item:
-    return Item(id=memory.id, kind="memory", text=f"- {one_line(memory.content)}", score=memory.importance, order=(rank,))
+def field_line(key: str, value: object) -> str:
+    shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    return f"- {key}: {one_line(shown)}"
+
+
+def profile_items(profile: Profile) -> list[Item]:
+    """The client's fields (in key order), then the derived facts (most valuable first)."""
+    fields = [
+        Item(id=f"{profile.user_id}#field-{key}", kind="field", text=field_line(key, value), order=(0, key))
+        for key, value in sorted(profile.fields.items())
+    ]
+    facts = [
+        Item(id=fact["id"], kind="memory", text=f"- {one_line(fact['content'])}", score=fact["importance"], order=(1, rank))
+        for rank, fact in enumerate(profile.facts)
+    ]
+    return fields + facts
 
 
 def summary_items(digest: SessionDigest) -> list[Item]:
@@ -169,12 +185,8 @@ class ContextService:
         """The session, its digest and its user's profile lines, read in one transaction."""
         async with self._db.transaction() as repos:
             found = await read_snapshot(repos, tenant_id, session_id)
-            query = MemoryQuery(
-                tenant_id=tenant_id, limit=PROFILE_ITEMS, alive_at=now(), user_id=found.session.user_id, types=("profile",)
-            )
-            page = await repos.memories.list(query)
-        ranked = sorted(page.items, key=lambda m: (-m.importance, m.created_at))
-        return found, [profile_item(m, rank) for rank, m in enumerate(ranked)]
+            profile = await read_profile(repos, tenant_id, found.session.user_id, now())
+        return found, profile_items(profile)
 
     async def _memories(self, request: ContextRequest, user_id: str, query: str) -> list[Item]:
         try:

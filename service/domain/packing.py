@@ -37,7 +37,7 @@ from service.embedding.text import term_set
 from service.storage.ports import TokenCounter
 
 SectionName = Literal["profile", "summary", "memories", "recent"]
-ItemKind = Literal["memory", "message", "summary"]
+ItemKind = Literal["memory", "message", "summary", "field"]
 
 SECTIONS: tuple[SectionName, ...] = ("profile", "summary", "memories", "recent")
 TITLES: dict[SectionName, str] = {

@@ -23,8 +23,11 @@ class ContextRequest(RequestModel):
 
 
 class ContextItem(BaseModel):
-    id: str = Field(description="The memory's or message's id (a rolling-summary line: '<session>#summary-<n>').")
-    kind: Literal["memory", "message", "summary"]
+    id: str = Field(
+        description="The memory's or message's id (a rolling-summary line: '<session>#summary-<n>'; "
+        "a profile field: '<user>#field-<key>')."
+    )
+    kind: Literal["memory", "message", "summary", "field"]
     tokens: int = Field(description="Tokens of the item's line.")
     score: float | None = Field(description="Its relevance for memories (hybrid score), null otherwise.")
 

@@ -22,6 +22,7 @@ from tests.conftest import app_for, migrated, start
 
 SHARED_ID = "chat-42"  # the chatbot's own session id, used by both tenants
 PRIVATE = "Tenant A's secret: the vault code is 7731."
+A_USER = "a-only-user"  # a user only A has (made by a profile field)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,8 @@ async def world(settings: Settings, embedder: SentenceTransformerEmbedder) -> As
             "/v1/memories", json={"memories": [{"user_id": "u1", "content": PRIVATE}]}, headers=a.headers
         )
         assert memory.status_code == 201, memory.text
+        made_user = await client.patch(f"/v1/users/{A_USER}/profile", json={"fields": {"note": PRIVATE}}, headers=a.headers)
+        assert made_user.status_code == 200, made_user.text
         await _drained(client, admin_key, a.id)
         yield World(client, admin_key, a, b, only_a, memory.json()["items"][0]["memory"]["id"])
 
@@ -97,6 +100,8 @@ def _id_calls(w: World) -> list[tuple[str, str, dict[str, Any]]]:
         ("PATCH", f"/v1/memories/{m}", {"json": {"content": "overwritten by B"}}),
         ("DELETE", f"/v1/memories/{m}", {}),
         ("GET", f"/v1/memories/{m}/history", {}),
+        ("GET", f"/v1/users/{A_USER}", {}),
+        ("GET", f"/v1/users/{A_USER}/profile", {}),
     ]
 
 
@@ -108,6 +113,8 @@ LISTINGS = {
     ("POST", "/v1/memories"),
     ("POST", "/v1/memories/search"),
     ("GET", "/v1/tools"),
+    ("GET", "/v1/users"),
+    ("PATCH", "/v1/users/{user_id}/profile"),  # user ids are per tenant: B's patch makes B's own user
 }
 
 
@@ -146,6 +153,15 @@ class TestEveryEndpoint:
         assert b_memory.status_code == 201
         assert b_memory.json()["items"][0]["memory"]["id"] != world.a_memory  # no dedup across tenants
 
+    async def test_users_and_profiles_are_per_tenant(self, world: World) -> None:
+        assert A_USER not in [u["id"] for u in (await world.as_b("GET", "/v1/users")).json()["items"]]
+        mine = await world.as_b("PATCH", f"/v1/users/{A_USER}/profile", json={"fields": {"note": "B's own"}})
+        assert mine.status_code == 200 and mine.json()["fields"] == {"note": "B's own"} and mine.json()["facts"] == []
+        theirs = (await world.as_a("GET", f"/v1/users/{A_USER}/profile")).json()
+        assert theirs["fields"] == {"note": PRIVATE}
+        b_user = (await world.as_b("GET", "/v1/users/u1")).json()
+        assert b_user["memory_count"] == 0 and b_user["session_count"] == 1  # only B's own chat-42
+
     async def test_a_tool_call_of_b_cannot_reach_as_memory(self, world: World) -> None:
         for name, arguments in (
             ("update_memory", {"id": world.a_memory, "content": "B was here"}),
@@ -172,5 +188,6 @@ def _template(path: str, w: World) -> str:
     return (
         path.replace(w.a_session, "{session_id}")
         .replace(w.a_memory, "{memory_id}")
+        .replace(A_USER, "{user_id}")
         .replace("/tools/search_memory", "/tools/{name}")
     )
