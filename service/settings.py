@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     max_content_chars: int = Field(32_000, ge=1, description="Longest message or memory content.")
     max_batch_items: int = Field(100, ge=1, description="Most messages or memories in one batch.")
     max_page_size: int = Field(200, ge=1, le=1000)
+    max_document_chars: int = Field(2_000_000, ge=1, description="Longest knowledge document content.")
+
+    # --- knowledge documents (RAG) -----------------------------------------------------------
+    document_chunk_tokens: int = Field(256, ge=32, le=2048, description="Default chunk size of a document, in tokens.")
+    document_overlap_tokens: int = Field(
+        32, ge=0, le=2047, description="Default overlap of consecutive chunks, in tokens (less than the chunk size)."
+    )
 
     # --- embeddings and recall -------------------------------------------------------------
     embedding_model: str | None = Field(
@@ -80,6 +87,13 @@ class Settings(BaseSettings):
         10.0, gt=0, le=300, description="Deadline for one LLM call; past it the no-LLM path answers."
     )
 
+    # --- governance ------------------------------------------------------------------------------
+    message_retention_days: int = Field(0, ge=0, le=36500, description="Purge messages older than this; 0 keeps them.")
+    memory_retention_days: int = Field(0, ge=0, le=36500, description="Purge memories older than this; 0 keeps them.")
+    max_import_bytes: int = Field(
+        256 * 1024 * 1024, ge=1024, description="Largest body of POST /v1/users/{id}/import (an export stream)."
+    )
+
     # --- security ----------------------------------------------------------------------------
     auth_disabled: bool = Field(
         False, description="Serve without API keys: every caller is an admin of MEMORY_DEFAULT_TENANT."
@@ -99,6 +113,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_default_secrets(self) -> Settings:
+        if self.document_overlap_tokens >= self.document_chunk_tokens:
+            raise ValueError("MEMORY_DOCUMENT_OVERLAP_TOKENS must be less than MEMORY_DOCUMENT_CHUNK_TOKENS")
         if self.admin_key is not None and len(self.admin_key.get_secret_value()) < 16:
             raise ValueError("MEMORY_ADMIN_KEY must be at least 16 characters")
         for name in ("qdrant_api_key", "llm_api_key", "admin_key"):
