@@ -18,16 +18,22 @@ from service.domain.context import ContextService
 from service.domain.digests import DIGEST_SESSION, DigestStep, SessionDigester, queue_digest
 from service.domain.episodic import record_episodes
 from service.domain.extraction import FactExtraction
+from service.domain.erasure import DROP_BUFFER, ERASE_USER, UserEraser
+from service.domain.export import Exporter
 from service.domain.idempotency import IdempotencyService
 from service.domain.indexing import SYNC_MEMORY, Indexer
 from service.domain.limits import RateLimiter
 from service.domain.memories import MemoryLimits, MemoryService
 from service.domain.records import MEMORY_TYPES
 from service.domain.messages import Limits, MessageService
+from service.domain.profiles import REFRESH_PROFILE, ProfileService
 from service.domain.search import SearchService
 from service.domain.sessions import SessionService
+from service.domain.restore import Importer
+from service.domain.retention import Retention, RetentionPolicy
 from service.domain.summaries import BufferCaps, RollingSummaries
 from service.domain.tools import ToolRunner
+from service.domain.users import UserService
 from service.domain.upkeep import purge_expired, refresh_state_gauges
 from service.embedding.sentence_transformer import SentenceTransformerEmbedder
 from service.embedding.sparse import Bm25Encoder
@@ -85,6 +91,12 @@ class State:
     keys: KeyService
     limiter: RateLimiter
     idempotency: IdempotencyService
+    users: UserService
+    profiles: ProfileService
+    eraser: UserEraser
+    exporter: Exporter
+    importer: Importer
+    retention: RetentionPolicy
 
 
 BuildBackends = Callable[[Settings, Metrics], AbstractAsyncContextManager[Backends]]
@@ -183,9 +195,17 @@ def build_state(settings: Settings, backends: Backends, metrics: Metrics) -> Sta
     steps: list[DigestStep] = [summaries.fold, condenser.due]
     if settings.extract_facts:
         steps.insert(1, FactExtraction(backends.db, extractor, memories, metrics).run)
+    profiles = ProfileService(backends.db)
+    eraser = UserEraser(backends.db, backends.buffer, backends.vectors, wake=lambda: outbox.wake())
     outbox = OutboxWorker(
         backends.db,
-        {SYNC_MEMORY: indexer.sync, DIGEST_SESSION: SessionDigester(steps).run},
+        {
+            SYNC_MEMORY: indexer.sync,
+            DIGEST_SESSION: SessionDigester(steps).run,
+            REFRESH_PROFILE: profiles.refresh,
+            ERASE_USER: eraser.erase_vectors,
+            DROP_BUFFER: eraser.drop_buffers,
+        },
         metrics,
         OutboxConfig(
             batch_size=settings.worker_batch_size,
@@ -228,6 +248,18 @@ def build_state(settings: Settings, backends: Backends, metrics: Metrics) -> Sta
         keys=KeyService(backends.db),
         limiter=RateLimiter(backends.rates, settings.rate_limit_per_minute),
         idempotency=IdempotencyService(backends.db, settings.idempotency_ttl_seconds),
+        users=UserService(backends.db),
+        profiles=profiles,
+        eraser=eraser,
+        exporter=Exporter(backends.db),
+        importer=Importer(backends.db, backends.buffer, None, wake=outbox.wake),
+        retention=RetentionPolicy(
+            backends.db,
+            backends.buffer,
+            Retention(settings.message_retention_days, settings.memory_retention_days),
+            metrics,
+            wake=outbox.wake,
+        ),
     )
 
 
@@ -237,6 +269,7 @@ def background(state: State) -> Supervisor:
     supervisor.add("outbox", state.outbox.run)
     supervisor.add("purge", every(state.settings.purge_interval_seconds, lambda: purge_expired(state.backends.db)))
     supervisor.add("idempotency-purge", every(state.settings.purge_interval_seconds, state.idempotency.purge))
+    supervisor.add("retention", every(state.settings.purge_interval_seconds, state.retention.apply))
     supervisor.add(
         "state-gauges", every(STATE_GAUGES_SECONDS, lambda: refresh_state_gauges(state.backends.db, state.metrics))
     )

@@ -8,7 +8,7 @@ from service.api import ops
 from service.api.openapi import install_openapi
 from service.api.problems import BodyLimitMiddleware, UnexpectedErrorMiddleware, install_problem_handlers
 from service.api.routing import operation_id
-from service.api.v1 import admin, context, memories, messages, sessions, tools
+from service.api.v1 import admin, context, governance, memories, messages, sessions, tools, users
 from service.lifespan import BuildBackends, make_lifespan, open_backends
 from service.observability.logging import configure_logging
 from service.observability.http import HttpMetricsMiddleware, RequestIdMiddleware, route_templates
@@ -33,13 +33,18 @@ def create_app(settings: Settings | None = None, build: BuildBackends = open_bac
         lifespan=make_lifespan(settings, metrics, build),
         generate_unique_id_function=operation_id,
     )
-    for router in (sessions.router, messages.router, context.router, memories.router, tools.router, admin.router):
+    for router in (
+        sessions.router, messages.router, context.router, memories.router, tools.router, users.router, governance.router,
+        admin.router,
+    ):
         app.include_router(router, prefix="/v1")
     ops.install(app)
     metrics.declare_routes(route_templates(app.routes))  # every panel has series before traffic
     install_openapi(app)
     install_problem_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware, limit=settings.max_request_bytes, larger={"/import": settings.max_import_bytes}
+    )
     app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestIdMiddleware)

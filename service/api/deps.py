@@ -9,12 +9,17 @@ from fastapi import Depends, Request
 from service.domain.auth import KeyService, Principal
 from service.domain.condense import Condenser
 from service.domain.context import ContextService
+from service.domain.erasure import UserEraser
+from service.domain.export import Exporter
 from service.domain.memories import MemoryService
 from service.domain.messages import MessageService
+from service.domain.profiles import ProfileService
+from service.domain.restore import Importer
 from service.domain.search import SearchService
 from service.domain.sessions import SessionService
 from service.domain.summaries import RollingSummaries
 from service.domain.tools import ToolRunner
+from service.domain.users import UserService
 from service.lifespan import State
 
 
@@ -42,6 +47,18 @@ def get_tenant(principal: PrincipalDep) -> str:
 
 def get_keys(state: StateDep) -> KeyService:
     return state.keys
+
+
+def get_eraser(state: StateDep) -> UserEraser:
+    return state.eraser
+
+
+def get_exporter(state: StateDep) -> Exporter:
+    return state.exporter
+
+
+def get_importer(state: StateDep) -> Importer:
+    return state.importer
 
 
 def get_sessions(state: StateDep) -> SessionService:
@@ -76,8 +93,19 @@ def get_tools(state: StateDep) -> ToolRunner:
     return state.tools
 
 
+def get_users(state: StateDep) -> UserService:
+    return state.users
+
+
+def get_profiles(state: StateDep) -> ProfileService:
+    return state.profiles
+
+
 TenantDep = Annotated[str, Depends(get_tenant)]
 KeysDep = Annotated[KeyService, Depends(get_keys)]
+ErasureDep = Annotated[UserEraser, Depends(get_eraser)]
+ExporterDep = Annotated[Exporter, Depends(get_exporter)]
+ImporterDep = Annotated[Importer, Depends(get_importer)]
 SessionsDep = Annotated[SessionService, Depends(get_sessions)]
 MessagesDep = Annotated[MessageService, Depends(get_messages)]
 MemoriesDep = Annotated[MemoryService, Depends(get_memories)]
@@ -86,3 +114,5 @@ ContextDep = Annotated[ContextService, Depends(get_context)]
 SummariesDep = Annotated[RollingSummaries, Depends(get_summaries)]
 CondenserDep = Annotated[Condenser, Depends(get_condenser)]
 ToolsDep = Annotated[ToolRunner, Depends(get_tools)]
+UsersDep = Annotated[UserService, Depends(get_users)]
+ProfilesDep = Annotated[ProfileService, Depends(get_profiles)]

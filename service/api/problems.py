@@ -131,22 +131,31 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 
 class BodyLimitMiddleware:
-    """Refuses request bodies over ``limit`` bytes with a 413 problem, declared or streamed."""
+    """Refuses request bodies over ``limit`` bytes with a 413 problem, declared or streamed.
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    ``larger`` gives paths ending in a suffix their own limit (an import stream, say).
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, larger: dict[str, int] | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.larger = larger or {}
 
-    def _detail(self) -> str:
-        return f"request body is larger than the limit of {self.limit} bytes"
+    def _limit(self, path: str) -> int:
+        return next((limit for suffix, limit in self.larger.items() if path.endswith(suffix)), self.limit)
+
+    @staticmethod
+    def _detail(limit: int) -> str:
+        return f"request body is larger than the limit of {limit} bytes"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self._limit(scope.get("path", ""))
         declared = dict(scope.get("headers", ())).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            body = problem_body(413, "payload_too_large", self._detail(), scope.get("path"))
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            body = problem_body(413, "payload_too_large", self._detail(limit), scope.get("path"))
             await JSONResponse(body, status_code=413, media_type=PROBLEM_JSON)(scope, receive, send)
             return
         seen = 0
@@ -156,9 +165,9 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
+                if seen > limit:
                     # Raised inside body parsing; FastAPI re-raises HTTPException to our handler.
-                    raise StarletteHTTPException(413, detail=self._detail())
+                    raise StarletteHTTPException(413, detail=self._detail(limit))
             return message
 
         await self.app(scope, counting_receive, send)

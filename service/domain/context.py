@@ -122,14 +122,17 @@ def field_line(key: str, value: object) -> str:
 
 
 def profile_items(profile: Profile) -> list[Item]:
-    """The client's fields (in key order), then the derived facts (most valuable first)."""
+    """The client's fields (in key order), then the user's ``profile`` memories (most valuable
+    first). Semantic facts are left to recall: they enter the memories section when the query
+    makes them relevant (measured: taking the top semantic facts here whatever the query cost
+    0.7 and 1.6 points of evidence at 1,000 and 500 tokens on the LoCoMo tuning split)."""
     fields = [
         Item(id=f"{profile.user_id}#field-{key}", kind="field", text=field_line(key, value), order=(0, key))
         for key, value in sorted(profile.fields.items())
     ]
     facts = [
         Item(id=fact["id"], kind="memory", text=f"- {one_line(fact['content'])}", score=fact["importance"], order=(1, rank))
-        for rank, fact in enumerate(profile.facts)
+        for rank, fact in enumerate(f for f in profile.facts if f.get("type") == "profile")
     ]
     return fields + facts
 

@@ -14,6 +14,7 @@ from service.domain.clock import as_utc, now
 from service.domain.errors import InvalidInput, LimitExceeded, NotFound
 from service.domain.indexing import SYNC_MEMORY, Indexer
 from service.domain.novelty import new_information
+from service.domain.profiles import queue_refresh
 from service.embedding.text import keywords as extract_keywords
 from service.storage.errors import InvalidCursor
 from service.storage.ports import Database, Embedder, Repos, VectorIndex
@@ -21,7 +22,7 @@ from service.storage.records import MemoryQuery, MemoryRecord, MemoryVersion, Pa
 
 log = logging.getLogger(__name__)
 
-CREATED, DUPLICATE, MERGED = "created", "duplicate", "merged"
+CREATED, DUPLICATE, MERGED, UPDATED = "created", "duplicate", "merged", "updated"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +46,7 @@ class NewMemory:
 @dataclass(frozen=True, slots=True)
 class Outcome:
     memory: MemoryRecord
-    status: str  # created | duplicate | merged
+    status: str  # created | duplicate | merged | updated
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +94,16 @@ async def record_created(repos: Repos, memories: Sequence[MemoryRecord]) -> list
     tenant = memories[0].tenant_id
     await repos.memories.insert_many(memories)
     await repos.memories.add_versions(tenant, [records.version(m, CREATED, {}, m.created_at) for m in memories])
+    await queue_refresh(repos, memories)
     return await repos.jobs.enqueue(tenant, SYNC_MEMORY, [m.id for m in memories])
+
+
+def _final(outcome: Outcome, merges: dict[str, MemoryRecord], originals: dict[str, MemoryRecord]) -> Outcome:
+    """The outcome with the memory as stored; a merge that replaced the text is ``updated``."""
+    memory = merges.get(outcome.memory.id, outcome.memory)
+    if outcome.status == MERGED and memory.content != originals[memory.id].content:
+        return Outcome(memory, UPDATED)
+    return Outcome(memory, outcome.status)
 
 
 class MemoryService:
@@ -160,7 +170,7 @@ class MemoryService:
             for merged in merges.values():
                 await self._save_change(repos, originals[merged.id], merged, MERGED)
         await self._index_now(created, jobs)
-        return [Outcome(merges.get(o.memory.id, o.memory), o.status) for o in outcomes]
+        return [_final(o, merges, originals) for o in outcomes]
 
     async def _exact_duplicates(
         self, repos: Repos, candidates: Sequence[MemoryRecord], at: datetime
@@ -227,6 +237,7 @@ class MemoryService:
             memory.tenant_id, [records.version(memory, op, records.diff(previous, memory), memory.updated_at)]
         )
         await repos.jobs.enqueue(memory.tenant_id, SYNC_MEMORY, [memory.id])
+        await queue_refresh(repos, [memory])
 
     async def _index_now(self, created: Sequence[tuple[MemoryRecord, list[float]]], jobs: list[int]) -> None:
         """Index fresh memories at once (read-your-writes); the outbox retries if this fails."""
@@ -319,3 +330,4 @@ async def remove(repos: Repos, memories: Sequence[MemoryRecord], op: str, at: da
     await repos.terms.delete(tenant, [m.id for m in memories])
     await repos.memories.add_versions(tenant, tombstones)
     await repos.jobs.enqueue(tenant, SYNC_MEMORY, [m.id for m in memories])
+    await queue_refresh(repos, memories)

@@ -75,7 +75,7 @@ def check_fields(fields: dict[str, Any]) -> None:
 
 
 def facts_of(memories: Sequence[MemoryRecord]) -> list[dict[str, Any]]:
-    return [{"id": m.id, "content": m.content, "importance": m.importance} for m in memories]
+    return [{"id": m.id, "content": m.content, "importance": m.importance, "type": m.type} for m in memories]
 
 
 def topics_of(memories: Sequence[MemoryRecord], at: datetime) -> list[dict[str, Any]]:

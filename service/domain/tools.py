@@ -174,7 +174,12 @@ async def _save_memory(runner: ToolRunner, session: SessionRecord, args: SaveMem
         importance=args.importance,
     )
     [outcome] = await runner.memories.add(session.tenant_id, [new])
-    said = {"created": "Saved", "duplicate": "Already known", "merged": "Merged into an existing memory"}[outcome.status]
+    said = {
+        "created": "Saved",
+        "duplicate": "Already known",
+        "merged": "Merged into an existing memory",
+        "updated": "Updated an existing memory (the old text is kept in its history)",
+    }[outcome.status]
     return ToolResult(f"{said}: {outcome.memory.content} (id {outcome.memory.id})", {"id": outcome.memory.id, "status": outcome.status})
 
 

@@ -9,7 +9,7 @@ from service.domain.clock import now
 from service.domain.memories import remove
 from service.observability.metrics import Metrics
 from service.storage.ports import Database
-from service.storage.records import MemoryRecord
+from service.storage.records import FailedJob, MemoryRecord
 
 
 async def purge_expired(db: Database, batch: int = 500) -> int:
@@ -33,16 +33,22 @@ async def refresh_state_gauges(db: Database, metrics: Metrics) -> None:
     metrics.set_state_counts(sessions, messages, by_type)
 
 
+#: Parked jobs listed by the queue state (the newest).
+FAILURES_SHOWN = 20
+
+
 @dataclass(frozen=True, slots=True)
 class QueueState:
     pending: int
     failed: int
     oldest_pending_age_seconds: float | None
+    failures: list[FailedJob]
 
 
 async def queue_state(db: Database, tenant_id: str | None = None) -> QueueState:
     """How much background work waits (for one tenant, or all), and the age of the oldest job."""
     async with db.transaction() as repos:
         stats = await repos.jobs.stats(tenant_id)
+        failures = await repos.jobs.failures(tenant_id, FAILURES_SHOWN) if tenant_id is not None else []
     age = (now() - stats.oldest_pending).total_seconds() if stats.oldest_pending else None
-    return QueueState(stats.pending, stats.failed, age)
+    return QueueState(stats.pending, stats.failed, age, failures)

@@ -44,6 +44,7 @@ VECTOR_MODES = ("dense", "sparse")
 TOKEN_DIRECTIONS = ("input", "output")
 STATUS_CLASSES = ("2xx", "4xx", "5xx")
 LLM_OUTCOMES = ("ok", "error", "timeout", "invalid")
+RETENTION_KINDS = ("messages", "memories")
 
 _QUERY_START_KEY = "memory_service.query_start"
 
@@ -137,6 +138,11 @@ class Metrics:
         self.llm_tokens = counter("memory_llm_tokens_total", "LLM tokens by direction (input|output).", ("direction",))
         self.llm_errors = counter("memory_llm_errors_total", "LLM calls that did not succeed.")
 
+        # --- governance --------------------------------------------------------------------------
+        self.retention_purged = counter(
+            "memory_retention_purged_total", "Records purged by the retention policy, by kind.", ("kind",)
+        )
+
         # --- state: refreshed by a periodic job from cheap counters, never COUNT(*) per scrape ---
         self.sessions = gauge("memory_sessions", "Sessions stored.")
         self.messages = gauge("memory_messages", "Messages stored.")
@@ -152,6 +158,8 @@ class Metrics:
             self.llm_tokens.labels(direction)
         for outcome in LLM_OUTCOMES:
             self.llm_calls.labels(outcome)
+        for kind in RETENTION_KINDS:
+            self.retention_purged.labels(kind)
 
     def _counter(self, name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
         self._remember(name, "counter", labels)
@@ -253,6 +261,11 @@ class Metrics:
             self.llm_tokens.labels("output").inc(output_tokens)
         if outcome != "ok":
             self.llm_errors.inc()
+
+    def retention_purged_records(self, kind: str, count: int) -> None:
+        """``count`` records of ``kind`` (messages|memories) left every store by the retention policy."""
+        if count:
+            self.retention_purged.labels(kind).inc(count)
 
     # --- state ---------------------------------------------------------------------------------
     def set_state_counts(self, sessions: int, messages: int, memories_by_type: Mapping[str, int]) -> None:

@@ -106,8 +106,12 @@ class Memory(RecordModel):
 
 class MemoryWriteResult(BaseModel):
     memory: Memory
-    status: Literal["created", "duplicate", "merged"] = Field(
-        description="duplicate: identical content was already kept; merged: folded into a near-identical memory."
+    status: Literal["created", "duplicate", "merged", "updated"] = Field(
+        description=(
+            "duplicate: identical content was already kept; merged: folded into a near-identical memory that "
+            "already says the same; updated: a near-identical memory took this text as its new version "
+            "(it states a new number, date, name or negation; the old text stays in its history)."
+        )
     )
 
 
@@ -188,7 +192,17 @@ class SearchResults(BaseModel):
     items: list[SearchHit]
 
 
+class FailedJob(BaseModel):
+    id: int
+    kind: str
+    subject: str = Field(description="What the job was about (a memory's id, a session's id...).")
+    attempts: int
+    error: str | None = Field(description="What its last attempt raised.")
+    created_at: datetime
+
+
 class QueueState(BaseModel):
     pending: int
     failed: int
     oldest_pending_age_seconds: float | None
+    failures: list[FailedJob] = Field(default_factory=list, description="The newest parked jobs (at most 20).")

@@ -9,11 +9,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
+from typing import Any, Protocol
 
 from service.storage.records import (
     ApiKeyRecord,
+    Erased,
+    FailedJob,
     BufferedMessage,
+    ChunkRecord,
+    DocumentQuery,
+    DocumentRecord,
     Job,
     Mark,
     MemoryQuery,
@@ -23,6 +28,7 @@ from service.storage.records import (
     MessageQuery,
     MessageRecord,
     Page,
+    ProfileRecord,
     SessionChanges,
     SessionDigest,
     SessionQuery,
@@ -30,6 +36,7 @@ from service.storage.records import (
     SparseVector,
     StoredAnswer,
     TenantRecord,
+    UserSummary,
     VectorHit,
     VectorPoint,
     VectorQuery,
@@ -163,6 +170,10 @@ class JobRepo(Protocol):
 
     async def fail(self, job_id: int, error: str) -> None: ...
 
+    async def failures(self, tenant_id: str, limit: int) -> list[FailedJob]:
+        """A tenant's parked jobs, newest first."""
+        ...
+
     async def stats(self, tenant_id: str | None = None) -> QueueStats:
         """Pending and failed jobs of one tenant, or of all."""
         ...
@@ -215,6 +226,112 @@ class AnswerRepo(Protocol):
     async def purge(self, before: datetime) -> int: ...
 
 
+class UserRepo(Protocol):
+    """Users are derived: whoever has a session, memory, document or profile in the tenant."""
+
+    async def get(self, tenant_id: str, user_id: str, alive_at: datetime | None = None) -> UserSummary | None:
+        """The user's counts (memories alive at ``alive_at``, default now); None for nobody."""
+        ...
+
+    async def list(
+        self, tenant_id: str, after: str | None, limit: int, alive_at: datetime | None = None
+    ) -> list[UserSummary]:
+        """Users in id order, after ``after`` (exclusive)."""
+        ...
+
+
+class ProfileRepo(Protocol):
+    async def get(self, tenant_id: str, user_id: str, for_update: bool = False) -> ProfileRecord | None:
+        """The profile; ``for_update`` locks it until the transaction ends (read-modify-write)."""
+        ...
+
+    async def save(self, profile: ProfileRecord) -> None:
+        """Insert or overwrite the user's profile."""
+        ...
+
+    async def save_derived(
+        self, tenant_id: str, user_id: str, facts: list[dict[str, Any]], topics: list[dict[str, Any]], at: datetime
+    ) -> None:
+        """Set only the derived parts (a profile with no fields is made when there is none)."""
+        ...
+
+    async def delete(self, tenant_id: str, user_id: str) -> bool: ...
+
+    async def top_facts(
+        self, tenant_id: str, user_id: str, types: Sequence[str], alive_at: datetime, limit: int
+    ) -> list[MemoryRecord]:
+        """The user's alive memories of these types, most important first, then most recent."""
+        ...
+
+
+class DocumentRepo(Protocol):
+    async def insert(self, document: DocumentRecord, chunks: Sequence[ChunkRecord]) -> None: ...
+
+    async def get(self, tenant_id: str, document_id: str) -> DocumentRecord | None: ...
+
+    async def list(self, query: DocumentQuery) -> Page[DocumentRecord]:
+        """Documents newest first, of one user or namespace (or all)."""
+        ...
+
+    async def chunks(self, tenant_id: str, document_id: str, first: int = 0, limit: int | None = None) -> list[ChunkRecord]:
+        """A document's chunks in order, from chunk index ``first`` (``limit`` of them; all when None)."""
+        ...
+
+    async def chunks_by_id(self, tenant_id: str, ids: Sequence[str]) -> list[ChunkRecord]: ...
+
+    async def delete(self, tenant_id: str, document_id: str) -> bool:
+        """Remove a document and its chunks; False when there was none."""
+        ...
+
+    async def scan(self, after: tuple[str, str] | None, limit: int) -> list[tuple[str, str]]:
+        """(tenant_id, id) of documents of every tenant in that order after ``after``, for reindexing."""
+        ...
+
+
+class UserDataRepo(Protocol):
+    """A user's records as a whole (governance): export pages, idempotent restore, erasure."""
+
+    async def sessions(self, tenant_id: str, user_id: str) -> list[SessionRecord]: ...
+
+    async def memories(self, tenant_id: str, user_id: str, after_id: str | None, limit: int) -> list[MemoryRecord]:
+        """Every memory of the user (expired ones too), in id order after ``after_id``."""
+        ...
+
+    async def versions(
+        self, tenant_id: str, user_id: str, after: tuple[str, int] | None, limit: int
+    ) -> list[MemoryVersion]:
+        """Every version of the user's memories (deleted ones' too), by (memory id, version)."""
+        ...
+
+    async def restore_sessions(self, sessions: Sequence[SessionRecord]) -> int:
+        """Insert those not there yet; how many were new."""
+        ...
+
+    async def restore_messages(self, messages: Sequence[MessageRecord]) -> int: ...
+
+    async def restore_memories(self, memories: Sequence[MemoryRecord]) -> list[str]:
+        """Insert those not there yet; the new ones' ids."""
+        ...
+
+    async def restore_versions(self, tenant_id: str, user_id: str, versions: Sequence[MemoryVersion]) -> int: ...
+
+    async def erase(self, tenant_id: str, user_id: str) -> Erased:
+        """Delete every SQL row of the user; what went, for the derived stores to follow."""
+        ...
+
+
+class RetentionRepo(Protocol):
+    """The retention policy's SQL: purge records older than a cut-off, oldest first, in batches."""
+
+    async def purge_messages(self, before: datetime, limit: int) -> list[tuple[str, str]]:
+        """Delete messages created before ``before``; each one's (tenant, session)."""
+        ...
+
+    async def purge_memories(self, before: datetime, limit: int) -> list[tuple[str, str]]:
+        """Delete memories created before ``before`` with their history; their (tenant, id)."""
+        ...
+
+
 class Repos(Protocol):
     """The stores bound to one database transaction."""
 
@@ -247,6 +364,21 @@ class Repos(Protocol):
 
     @property
     def answers(self) -> AnswerRepo: ...
+
+    @property
+    def users(self) -> UserRepo: ...
+
+    @property
+    def profiles(self) -> ProfileRepo: ...
+
+    @property
+    def documents(self) -> DocumentRepo: ...
+
+    @property
+    def userdata(self) -> UserDataRepo: ...
+
+    @property
+    def retention(self) -> RetentionRepo: ...
 
 
 class Database(Protocol):
@@ -306,6 +438,14 @@ class VectorIndex(Protocol):
         ...
 
     async def count(self, tenant_id: str) -> int: ...
+
+    async def erase_user(self, tenant_id: str, user_id: str) -> int:
+        """Delete every point of one user of a tenant (memories and the user's document chunks)."""
+        ...
+
+    async def delete_document(self, tenant_id: str, document_id: str) -> None:
+        """Delete every chunk point of one document."""
+        ...
 
     async def reset(self) -> None:
         """Drop every point and recreate the empty collection (used by reindex)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 T = TypeVar("T")
 
@@ -57,11 +57,12 @@ class SparseVector:
 
 @dataclass(frozen=True, slots=True)
 class VectorPoint:
-    """One memory as the vector index holds it.
+    """One memory, or one chunk of a knowledge document, as the vector index holds it.
 
     ``payload`` carries the fields searches filter on: tenant_id, user_id, session_id,
     agent_id, type, topic, event_time (epoch seconds, float), expires_at (epoch seconds or
-    None), metadata (flat dict).
+    None), metadata (flat dict). A chunk's payload has ``source: "document"``, document_id,
+    chunk_index, title, heading, user_id or namespace instead.
     """
 
     id: str
@@ -84,6 +85,10 @@ class VectorFilter:
     after: float | None = None  # event_time >= after (epoch seconds)
     before: float | None = None  # event_time < before (epoch seconds)
     alive_at: float | None = None  # expires_at is null or > alive_at (epoch seconds)
+    #: "memory": memory points only (those without ``source: "document"``); "document": chunks
+    #: of knowledge documents, of ``user_id`` or shared in one of ``namespaces``.
+    source: Literal["memory", "document"] = "memory"
+    namespaces: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +203,18 @@ class Job:
 
 
 @dataclass(frozen=True, slots=True)
+class FailedJob:
+    """A job parked after its last attempt, with the error it last raised."""
+
+    id: int
+    kind: str
+    subject: str
+    attempts: int
+    error: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class QueueStats:
     pending: int
     failed: int
@@ -264,3 +281,81 @@ class StoredAnswer:
     body: bytes
     media_type: str | None
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UserSummary:
+    """A user of a tenant (whoever has a session, memory, document or profile there) and their counts."""
+
+    tenant_id: str
+    id: str
+    session_count: int
+    message_count: int
+    memory_count: int
+    document_count: int
+    first_seen: datetime
+    last_seen: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileRecord:
+    """``fields`` are the client's (JSON merge patch); ``facts`` and ``topics`` are derived."""
+
+    tenant_id: str
+    user_id: str
+    fields: dict[str, Any]
+    facts: list[dict[str, Any]]
+    topics: list[dict[str, Any]]
+    created_at: datetime
+    updated_at: datetime
+    derived_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentRecord:
+    tenant_id: str
+    id: str
+    user_id: str | None
+    namespace: str | None
+    title: str
+    content: str
+    metadata: dict[str, Any]
+    chunk_tokens: int
+    overlap_tokens: int
+    chunk_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRecord:
+    tenant_id: str
+    id: str
+    document_id: str
+    chunk_index: int
+    content: str
+    tokens: int
+    start_char: int
+    heading: str = ""  # the path of headings it stands under, "Install > On Linux"
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentQuery:
+    tenant_id: str
+    limit: int
+    user_id: str | None = None
+    namespace: str | None = None
+    cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Erased:
+    """What erasing a user removed from SQL (ids for the derived stores to follow)."""
+
+    session_ids: list[str]
+    messages: int
+    memory_ids: list[str]
+    versions: int
+    documents: int
+    chunk_ids: list[str]
+    profile: bool

@@ -124,9 +124,9 @@ class TestContext:
         await user_says(client, "s1", "Peanut butter cookies are my favourite snack.")
         await drained(client)
         body = await context(client, "s1", 300, query="Does Ann have any allergies?")
-        # A semantic memory is one of the user's profile facts, so it heads the prompt as a profile line.
-        assert fact_id in item_ids(body, "profile") and fact_id not in item_ids(body, "memories")
-        assert "# Profile\n- Ann is allergic to peanuts." in body["prompt"]
+        # A semantic fact enters by relevance (recall), not as a profile line whatever the query.
+        assert fact_id in item_ids(body, "memories") and fact_id not in item_ids(body, "profile")
+        assert "(semantic) Ann is allergic to peanuts." in body["prompt"]
         only_episodes = await context(client, "s1", 300, query="Does Ann have any allergies?", types=["episodic"])
         assert fact_id not in item_ids(only_episodes, "memories")
 

@@ -2,7 +2,7 @@
 OpenAPI document (valid and invalid ones) and checks that none gets a 5xx and that every answer
 conforms to what the document declares (status codes, content types, bodies).
 
-In-process ASGI on the embedded backend (SQLite, in-process buffer, Qdrant Edge). Derandomized, so
+In-process ASGI on the embedded backend, with API keys required (SQLite, in-process buffer, Qdrant Edge). Derandomized, so
 a CI run is reproducible; a bounded number of examples per operation keeps it at about a minute.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import secrets
 import shutil
 import tempfile
 from pathlib import Path
@@ -26,13 +27,14 @@ from service.storage.sql import migrate
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "20"))
 
-#: Left out: auth is off here (tests/api/test_auth.py covers it); a schema-valid request may still
+#: Left out: a schema-valid request may still
 #: be refused for what a schema cannot say (a session that does not exist, a forged cursor, an
 #: expiry in the past); and pydantic's lax coercions (a repeated query parameter keeps its last
 #: value) are accepted on purpose. Invalid data is still sent: it must never get a 5xx. Every other
 #: check runs: no 5xx, declared status codes, content types, headers and bodies, and 405 with an
-#: Allow header that lists exactly the documented methods.
-EXCLUDED = [checks.positive_data_acceptance, checks.ignored_auth, checks.negative_data_rejection]
+#: Allow header that lists exactly the documented methods; and ``ignored_auth``: every operation
+#: sent without the key, or with a wrong one, must be refused.
+EXCLUDED = [checks.positive_data_acceptance, checks.negative_data_rejection]
 
 
 def _data_dir() -> Path:
@@ -43,7 +45,17 @@ def _data_dir() -> Path:
     return folder
 
 
-SETTINGS = Settings(data_dir=_data_dir(), default_tenant="fuzz", auth_disabled=True, _env_file=None)  # type: ignore[call-arg]
+@schemathesis.serializer("application/x-ndjson")
+def ndjson(ctx: object, value: object) -> bytes:
+    """An import stream: the generated value as lines (a string as it is, anything else as JSON)."""
+    import json
+
+    return value.encode("utf-8", "surrogatepass") if isinstance(value, str) else json.dumps(value).encode() + b"\n"
+
+
+ADMIN_KEY = "fuzz-admin-" + secrets.token_urlsafe(24)
+#: With keys on, as in production: every request carries an admin key (it may call every operation).
+SETTINGS = Settings(data_dir=_data_dir(), default_tenant="fuzz", admin_key=ADMIN_KEY, _env_file=None)  # type: ignore[call-arg]
 migrate.upgrade(SETTINGS.sql_url)
 APP = create_app(SETTINGS)
 # From the document itself, so collecting this module does not start the app; the first call does.
@@ -62,4 +74,4 @@ schema.app = APP
     suppress_health_check=list(HealthCheck),
 )
 def test_no_5xx_and_every_answer_is_declared(case: schemathesis.Case) -> None:
-    case.call_and_validate(excluded_checks=EXCLUDED)
+    case.call_and_validate(headers={"Authorization": f"Bearer {ADMIN_KEY}"}, excluded_checks=EXCLUDED)

@@ -6,6 +6,7 @@ clients are per tenant, and nothing B does changes what A stored.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -35,10 +36,12 @@ class World:
     a_memory: str
 
     async def as_a(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        return await self.client.request(method, path, headers=self.a.headers, **kwargs)
+        headers = {**self.a.headers, **kwargs.pop("headers", {})}
+        return await self.client.request(method, path, headers=headers, **kwargs)
 
     async def as_b(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        return await self.client.request(method, path, headers=self.b.headers, **kwargs)
+        headers = {**self.b.headers, **kwargs.pop("headers", {})}
+        return await self.client.request(method, path, headers=headers, **kwargs)
 
 
 async def _drained(client: httpx.AsyncClient, admin_key: str, tenant_id: str) -> None:
@@ -102,6 +105,8 @@ def _id_calls(w: World) -> list[tuple[str, str, dict[str, Any]]]:
         ("GET", f"/v1/memories/{m}/history", {}),
         ("GET", f"/v1/users/{A_USER}", {}),
         ("GET", f"/v1/users/{A_USER}/profile", {}),
+        ("GET", f"/v1/users/{A_USER}/export", {}),
+        ("DELETE", f"/v1/users/{A_USER}", {}),
     ]
 
 
@@ -115,6 +120,7 @@ LISTINGS = {
     ("GET", "/v1/tools"),
     ("GET", "/v1/users"),
     ("PATCH", "/v1/users/{user_id}/profile"),  # user ids are per tenant: B's patch makes B's own user
+    ("POST", "/v1/users/{user_id}/import"),  # likewise: B's import restores into B's own user
 }
 
 
@@ -152,6 +158,21 @@ class TestEveryEndpoint:
         b_memory = await world.as_b("POST", "/v1/memories", json={"memories": [{"user_id": "u1", "content": PRIVATE}]})
         assert b_memory.status_code == 201
         assert b_memory.json()["items"][0]["memory"]["id"] != world.a_memory  # no dedup across tenants
+
+    async def test_an_import_of_b_cannot_reach_as_session(self, world: World) -> None:
+        line = {
+            "kind": "message", "id": "7c0e7a52-0000-4000-8000-0000000000aa", "session_id": world.a_session,
+            "role": "user", "content": "planted by B", "name": None, "metadata": {},
+            "created_at": "2024-01-01T00:00:00Z", "token_count": 3,
+        }
+        planted = await world.as_b(
+            "POST", f"/v1/users/{A_USER}/import", content=json.dumps(line).encode(),
+            headers={"content-type": "application/x-ndjson"},
+        )
+        assert_problem(planted, 422)
+        messages = (await world.as_a("GET", f"/v1/sessions/{world.a_session}/messages")).json()["items"]
+        assert [m["content"] for m in messages] == [PRIVATE]
+        assert (await world.as_a("GET", f"/v1/users/{A_USER}")).status_code == 200  # B's DELETE did nothing
 
     async def test_users_and_profiles_are_per_tenant(self, world: World) -> None:
         assert A_USER not in [u["id"] for u in (await world.as_b("GET", "/v1/users")).json()["items"]]

@@ -66,6 +66,8 @@ class TestPoisonedRecord:
 
         queue = await queue_when(client, lambda q: q["pending"] == 0 and q["failed"] == 1)
         assert queue["failed"] == 1
+        (parked,) = queue["failures"]
+        assert parked["subject"] == bad.id and parked["attempts"] == MAX_ATTEMPTS and parked["error"]
 
         hits = await search(client, "where is the spare key", mode="keyword")
         assert hits and hits[0]["memory"]["id"] == good.id
@@ -89,7 +91,7 @@ class TestNearDuplicateWithNewInformation:
     async def test_a_new_date_becomes_the_next_version(self, client: httpx.AsyncClient) -> None:
         [first] = await add_memories(client, {"user_id": "u1", "content": BERLIN})
         [second] = await add_memories(client, {"user_id": "u1", "content": "My flight to Berlin is on May 5th"})
-        assert second["status"] == "merged" and second["memory"]["id"] == first["memory"]["id"]
+        assert second["status"] == "updated" and second["memory"]["id"] == first["memory"]["id"]
         assert second["memory"]["content"] == "My flight to Berlin is on May 5th"
         assert second["memory"]["version"] == 2
         history = (await client.get(f"/v1/memories/{first['memory']['id']}/history")).json()["versions"]
@@ -111,5 +113,5 @@ class TestNearDuplicateWithNewInformation:
         [second] = await add_memories(client, {"user_id": "u1", "content": "Ann is not allergic to peanuts."})
         if second["status"] == "created":  # below the similarity threshold: a memory of its own
             return
-        assert second["memory"]["id"] == first["memory"]["id"]
+        assert second["status"] == "updated" and second["memory"]["id"] == first["memory"]["id"]
         assert second["memory"]["content"] == "Ann is not allergic to peanuts."

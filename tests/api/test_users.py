@@ -205,7 +205,7 @@ class TestUpdateProfile:
 
 
 class TestProfileInContext:
-    async def test_fields_then_facts_head_the_prompt(self, client: httpx.AsyncClient) -> None:
+    async def test_fields_then_profile_memories_head_the_prompt(self, client: httpx.AsyncClient) -> None:
         await new_session(client, id="s1", user_id="u1")
         await patch_fields(client, "u1", {"name": "Ann", "diet": "vegetarian", "langs": ["pt", "en"]})
         await add_memories(
@@ -215,10 +215,12 @@ class TestProfileInContext:
         )
         await drained(client)
         body = await context(client, "s1", 800, query="What should I cook for Ann?")
-        expected = '# Profile\n- diet: vegetarian\n- langs: ["pt", "en"]\n- name: Ann\n- Prefers to be called Annie.\n- Ann is allergic to peanuts.'
+        expected = '# Profile\n- diet: vegetarian\n- langs: ["pt", "en"]\n- name: Ann\n- Prefers to be called Annie.\n\n'
         assert body["prompt"].startswith(expected), body["prompt"]
         [profile_section] = [s for s in body["sections"] if s["name"] == "profile"]
-        assert [i["kind"] for i in profile_section["items"]] == ["field"] * 3 + ["memory"] * 2
+        assert [i["kind"] for i in profile_section["items"]] == ["field"] * 3 + ["memory"]
+        # The semantic fact is recalled by relevance into the memories section instead.
+        assert "(semantic) Ann is allergic to peanuts." in body["prompt"].split("# Memories", 1)[-1]
         assert profile_section["items"][0]["id"] == "u1#field-diet"
 
     async def test_the_profile_keeps_to_its_budget_share(self, client: httpx.AsyncClient) -> None:

@@ -191,6 +191,15 @@ class TestWrites:
         await index.upsert([point() for _ in range(3)] + [point(tenant_id=T2) for _ in range(2)])
         assert (await index.count(T1), await index.count(T2), await index.count("nobody")) == (3, 2, 0)
 
+    async def test_erase_user_removes_only_that_users_points(self, index: VectorIndex) -> None:
+        kept = [point(user_id="u2"), point(tenant_id=T2, user_id="u1")]
+        await index.upsert([point(user_id="u1") for _ in range(3)] + kept)
+        assert await index.erase_user(T1, "u1") == 3
+        assert await matching(index, VectorFilter(T1, user_id="u1")) == set()
+        assert await matching(index, VectorFilter(T1, user_id="u2")) == {kept[0].id}
+        assert await matching(index, VectorFilter(T2, user_id="u1")) == {kept[1].id}
+        assert await index.erase_user(T1, "u1") == 0
+
     async def test_reset_drops_everything_and_keeps_working(self, index: VectorIndex) -> None:
         await index.upsert([point(), point(tenant_id=T2)])
         await index.reset()
@@ -292,6 +301,34 @@ class TestFilters:
         assert await matching(index, flt) == {target.id}
 
 
+def chunk(document_id: str, user: str | None = "u1", namespace: str | None = None, tenant: str = T1) -> VectorPoint:
+    """A knowledge-document chunk: typed by ``source``, owned by a user or shared in a namespace."""
+    payload = {"tenant_id": tenant, "source": "document", "document_id": document_id, "chunk_index": 0,
+               "title": "Guide", "heading": "", "user_id": user, "namespace": namespace}  # fmt: skip
+    return VectorPoint(new_id(), unit(1.0), SparseVector([1], [1.0]), payload)
+
+
+class TestDocumentChunks:
+    async def test_memory_searches_never_see_chunks_and_chunk_searches_see_only_theirs(self, index: VectorIndex) -> None:
+        memory = point()
+        own, shared, other_ns, other_user = chunk("d1"), chunk("d2", None, "hr"), chunk("d3", None, "ops"), chunk("d4", "u2")
+        await index.upsert([memory, own, shared, other_ns, other_user, chunk("d5", tenant=T2)])
+        assert await matching(index, VectorFilter(T1, user_id="u1")) == {memory.id}
+        assert await matching(index, VectorFilter(T1)) == {memory.id}
+        assert await matching(index, VectorFilter(T1, user_id="u1", source="document")) == {own.id}
+        docs = VectorFilter(T1, user_id="u1", source="document", namespaces=("hr",))
+        assert await matching(index, docs) == {own.id, shared.id}
+        assert await matching(index, VectorFilter(T1, source="document", namespaces=("ops", "hr"))) == {shared.id, other_ns.id}
+
+    async def test_delete_document_removes_only_its_chunks(self, index: VectorIndex) -> None:
+        first, second, memory = chunk("d1"), chunk("d2"), point()
+        await index.upsert([first, second, memory, chunk("d1", tenant=T2)])
+        await index.delete_document(T1, "d1")
+        assert await matching(index, VectorFilter(T1, user_id="u1", source="document")) == {second.id}
+        assert await matching(index, VectorFilter(T1, user_id="u1")) == {memory.id}
+        assert await index.count(T2) == 1
+
+
 class TestHealth:
     async def test_ping_true_while_open_false_after_close(self, index: VectorIndex) -> None:
         assert await index.ping() is True
@@ -316,6 +353,7 @@ class TestEdgeShard:
         index = QdrantEdgeIndex(shard_dir / "shard", DIM)
         await index.ensure()
         expected = {"tenant_id", "user_id", "session_id", "agent_id", "type", "topic", "event_time", "expires_at"}
+        expected |= {"source", "document_id", "namespace"}
         assert set(index._require().info().payload_schema) == expected
         await index.reset()
         assert set(index._require().info().payload_schema) == expected

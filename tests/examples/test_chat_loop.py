@@ -37,7 +37,9 @@ async def test_a_turn_routes_the_models_tool_calls_and_stores_both_sides(app: Fa
         assert {t["function"]["name"] for t in first["tools"]} >= {"search_memory", "save_memory", "get_context"}
         assert "My cat is called Miso." in first["messages"][0]["content"], "the context holds the new message"
         [tool_message] = [m for m in second["messages"] if m["role"] == "tool"]
-        assert tool_message["tool_call_id"] == "call-1" and tool_message["content"].startswith("Saved")
+        # Saved, or merged into the fact the extractor already took from the same message (a race).
+        assert tool_message["tool_call_id"] == "call-1" and tool_message["content"].startswith(("Saved", "Merged"))
+        assert "Miso" in tool_message["content"]
         async with httpx.AsyncClient(base_url=url) as client:
             stored = (await client.get("/v1/sessions/chat-1/messages")).json()["items"]
             assert [(m["role"], m["content"]) for m in stored] == [("user", "My cat is called Miso."), ("assistant", "Nice to meet Miso!")]

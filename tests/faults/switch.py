@@ -53,6 +53,14 @@ class FaultSwitch:
         self._check("count")
         return await self.engine.count(tenant_id)
 
+    async def erase_user(self, tenant_id: str, user_id: str) -> int:
+        self._check("erase_user")
+        return await self.engine.erase_user(tenant_id, user_id)
+
+    async def delete_document(self, tenant_id: str, document_id: str) -> None:
+        self._check("delete_document")
+        await self.engine.delete_document(tenant_id, document_id)
+
     async def reset(self) -> None:
         self._check("reset")
         await self.engine.reset()

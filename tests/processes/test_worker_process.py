@@ -34,8 +34,9 @@ async def test_worker_process_completes_jobs_written_by_the_api(tmp_path: Path, 
             assert client.post("/v1/sessions", json={"id": "w1", "user_id": "wu"}).status_code == 201
             batch = [{"role": "user", "content": f"message number {i}"} for i in range(MESSAGES)]
             assert client.post("/v1/sessions/w1/messages", json={"messages": batch}).status_code == 201
-            # The API does not index them: one indexing job per message, one digest job for the batch.
-            assert client.get("/v1/admin/queue").json()["pending"] == MESSAGES + 1
+            # The API does not index them: one indexing job per message, one digest job for the batch,
+            # one profile refresh for the user.
+            assert client.get("/v1/admin/queue").json()["pending"] == MESSAGES + 2
 
             worker.start()
             wait_drained(client)

@@ -51,6 +51,7 @@ EXPECTED: dict[str, tuple[str, tuple[str, ...]]] = {
     "memory_llm_calls_total": ("counter", ("outcome",)),
     "memory_llm_tokens_total": ("counter", ("direction",)),
     "memory_llm_errors_total": ("counter", ()),
+    "memory_retention_purged_total": ("counter", ("kind",)),
     "memory_sessions": ("gauge", ()),
     "memory_messages": ("gauge", ()),
     "memory_memories": ("gauge", ("type",)),

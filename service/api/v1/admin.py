@@ -12,7 +12,7 @@ from service.domain.auth import Role
 from service.domain.upkeep import queue_state
 from service.schemas.admin import ApiKey, ApiKeyCreated, KeyCreate, Tenant, TenantCreate, TenantId
 from service.schemas.common import Page
-from service.schemas.memories import QueueState
+from service.schemas.memories import FailedJob, QueueState
 
 router = resource_router("admin", "/admin", role=Role.admin)
 
@@ -28,7 +28,12 @@ async def get_queue(
 ) -> QueueState:
     """Jobs waiting for the background workers (indexing, digests, purges), and how old the oldest is."""
     q = await queue_state(state.backends.db, tenant_id or tenant)
-    return QueueState(pending=q.pending, failed=q.failed, oldest_pending_age_seconds=q.oldest_pending_age_seconds)
+    return QueueState(
+        pending=q.pending,
+        failed=q.failed,
+        oldest_pending_age_seconds=q.oldest_pending_age_seconds,
+        failures=[FailedJob.model_validate(f, from_attributes=True) for f in q.failures],
+    )
 
 
 @router.post("/tenants", status_code=status.HTTP_201_CREATED, response_model=Tenant, responses={409: {}})

@@ -13,10 +13,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from service.storage.sql.digests import SqlDigests, SqlEpisodes, SqlTerms
+from service.storage.sql.documents import SqlDocuments
 from service.storage.sql.jobs import SqlJobs
 from service.storage.sql.keys import SqlAnswers, SqlKeys, SqlTenants
 from service.storage.sql.memories import SqlMemories
 from service.storage.sql.stores import SqlMessages, SqlSessions
+from service.storage.sql.retention import SqlRetention
+from service.storage.sql.userdata import SqlUserData
+from service.storage.sql.users import SqlProfiles, SqlUsers
 
 _SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -67,6 +71,11 @@ class SqlRepos:
     tenants: SqlTenants
     keys: SqlKeys
     answers: SqlAnswers
+    userdata: SqlUserData
+    retention: SqlRetention
+    users: SqlUsers
+    profiles: SqlProfiles
+    documents: SqlDocuments
 
 
 class SqlDatabase:
@@ -94,6 +103,11 @@ class SqlDatabase:
             tenants=SqlTenants(db),
             keys=SqlKeys(db),
             answers=SqlAnswers(db),
+            userdata=SqlUserData(db),
+            retention=SqlRetention(db),
+            users=SqlUsers(db),
+            profiles=SqlProfiles(db),
+            documents=SqlDocuments(db),
         )
 
     async def ping(self) -> bool:

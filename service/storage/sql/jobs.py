@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.storage.records import Job, QueueStats
+from service.storage.records import FailedJob, Job, QueueStats
 from service.storage.sql.models import JobRow
 
 PENDING, FAILED = "pending", "failed"
@@ -90,6 +90,18 @@ class SqlJobs:
             status=FAILED, locked_until=None, locked_by=None, last_error=error[:2000]
         )
         await self.db.execute(stmt)
+
+    async def failures(self, tenant_id: str, limit: int) -> list[FailedJob]:
+        stmt = (
+            select(JobRow)
+            .where(JobRow.tenant_id == tenant_id, JobRow.status == FAILED)
+            .order_by(JobRow.id.desc())
+            .limit(limit)
+        )
+        return [
+            FailedJob(r.id, r.kind, r.subject, r.attempts, r.last_error, r.created_at)
+            for r in (await self.db.scalars(stmt)).all()
+        ]
 
     async def stats(self, tenant_id: str | None = None) -> QueueStats:
         stmt = select(JobRow.status, func.count(), func.min(JobRow.created_at)).group_by(JobRow.status)

@@ -105,7 +105,7 @@ class SqlMemories:
 
     async def add_versions(self, tenant_id: str, versions: Sequence[MemoryVersion]) -> None:
         if versions:
-            rows = [{"tenant_id": tenant_id, **asdict(v)} for v in versions]
+            rows = [{"tenant_id": tenant_id, "user_id": v.snapshot.get("user_id"), **asdict(v)} for v in versions]
             await self.db.execute(insert(MemoryVersionRow), rows)
 
     async def history(self, tenant_id: str, memory_id: str) -> list[MemoryVersion]:

@@ -97,13 +97,17 @@ class MemoryVersionRow(Base):
     id: Mapped[int] = mapped_column(BigSerial, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = mapped_column(String(64))
     memory_id: Mapped[str] = mapped_column(String(36))
+    user_id: Mapped[str | None] = mapped_column(String(128))
     version: Mapped[int]
     op: Mapped[str] = mapped_column(String(16))
     changes: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
     snapshot: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
     at: Mapped[datetime]
 
-    __table_args__ = (Index("ix_memory_versions_memory", "tenant_id", "memory_id", "version"),)
+    __table_args__ = (
+        Index("ix_memory_versions_memory", "tenant_id", "memory_id", "version"),
+        Index("ix_memory_versions_user", "tenant_id", "user_id"),
+    )
 
 
 class JobRow(Base):
@@ -207,3 +211,64 @@ class IdempotentAnswerRow(Base):
     created_at: Mapped[datetime]
 
     __table_args__ = (Index("ix_idempotent_answers_created", "created_at"),)
+
+
+class UserProfileRow(Base):
+    """A user's profile: fields the client sets, and facts and topics derived from their memories."""
+
+    __tablename__ = "user_profiles"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    fields: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+    facts: Mapped[list[Any]] = mapped_column(JsonDoc)
+    topics: Mapped[list[Any]] = mapped_column(JsonDoc)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    derived_at: Mapped[datetime | None]
+
+
+class DocumentRow(Base):
+    """A knowledge document of a user (``user_id``) or shared in a ``namespace``."""
+
+    __tablename__ = "documents"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str | None] = mapped_column(String(128))
+    namespace: Mapped[str | None] = mapped_column(String(128))
+    title: Mapped[str] = mapped_column(String(512))
+    content: Mapped[str] = mapped_column(Text)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata")
+    chunk_tokens: Mapped[int]
+    overlap_tokens: Mapped[int]
+    chunk_count: Mapped[int]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ix_documents_user_created", "tenant_id", "user_id", "created_at", "id"),
+        Index("ix_documents_namespace_created", "tenant_id", "namespace", "created_at", "id"),
+    )
+
+
+class DocumentChunkRow(Base):
+    """One chunk of a document, as indexed (its id is its vector point's id)."""
+
+    __tablename__ = "document_chunks"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    document_id: Mapped[str] = mapped_column(String(36))
+    chunk_index: Mapped[int]
+    content: Mapped[str] = mapped_column(Text)
+    tokens: Mapped[int]
+    start_char: Mapped[int]
+    heading: Mapped[str] = mapped_column(Text)  # the heading path it stands under ("Install > Linux")
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "document_id"], ["documents.tenant_id", "documents.id"], ondelete="CASCADE"
+        ),
+        Index("ix_document_chunks_document", "tenant_id", "document_id", "chunk_index", unique=True),
+    )

@@ -23,7 +23,7 @@ from service.storage.sql import cursor
 from service.storage.sql.models import MessageRow, SessionRow
 
 
-def _session_record(row: SessionRow) -> SessionRecord:
+def session_record(row: SessionRow) -> SessionRecord:
     return SessionRecord(
         tenant_id=row.tenant_id,
         id=row.id,
@@ -74,7 +74,7 @@ class SqlSessions:
 
     async def get(self, tenant_id: str, session_id: str) -> SessionRecord | None:
         row = await self.db.get(SessionRow, (tenant_id, session_id))
-        return _session_record(row) if row else None
+        return session_record(row) if row else None
 
     async def list(self, query: SessionQuery) -> Page[SessionRecord]:
         stmt = select(SessionRow).where(SessionRow.tenant_id == query.tenant_id)
@@ -85,7 +85,7 @@ class SqlSessions:
             stmt = stmt.where(tuple_(SessionRow.created_at, SessionRow.id) < tuple_(created_at, str(last_id)))
         stmt = stmt.order_by(SessionRow.created_at.desc(), SessionRow.id.desc()).limit(query.limit + 1)
         rows = list((await self.db.scalars(stmt)).all())
-        items = [_session_record(r) for r in rows[: query.limit]]
+        items = [session_record(r) for r in rows[: query.limit]]
         more = len(rows) > query.limit
         return Page(items, cursor.encode(f"sessions:{query.tenant_id}", items[-1].created_at, items[-1].id) if more else None)
 
@@ -104,7 +104,7 @@ class SqlSessions:
             .returning(SessionRow)
         )
         row = (await self.db.scalars(stmt, execution_options={"synchronize_session": False})).one_or_none()
-        return _session_record(row) if row else None
+        return session_record(row) if row else None
 
     async def count(self) -> int:
         return int(await self.db.scalar(select(func.count()).select_from(SessionRow)) or 0)

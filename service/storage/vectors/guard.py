@@ -60,6 +60,12 @@ class GuardedIndex:
     async def count(self, tenant_id: str) -> int:
         return await self._call(self.inner.count(tenant_id))
 
+    async def erase_user(self, tenant_id: str, user_id: str) -> int:
+        return await self._call(self.inner.erase_user(tenant_id, user_id))
+
+    async def delete_document(self, tenant_id: str, document_id: str) -> None:
+        await self._call(self.inner.delete_document(tenant_id, document_id))
+
     async def reset(self) -> None:
         await self._call(self.inner.reset())
 

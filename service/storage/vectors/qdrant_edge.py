@@ -33,7 +33,7 @@ T = TypeVar("T")
 
 DENSE = "dense"
 SPARSE = "sparse"
-KEYWORD_FIELDS = ("user_id", "session_id", "agent_id", "type", "topic")
+KEYWORD_FIELDS = ("user_id", "session_id", "agent_id", "type", "topic", "source", "document_id", "namespace")
 FLOAT_FIELDS = ("event_time", "expires_at")
 
 
@@ -118,6 +118,19 @@ class QdrantEdgeIndex:
         """Exact number of points of a tenant."""
         request = qe.CountRequest(exact=True, filter=_tenant(tenant_id))
         return await self._run(lambda shard: shard.count(request))
+
+    async def erase_user(self, tenant_id: str, user_id: str) -> int:
+        """Delete every point of one user of a tenant; how many there were."""
+        where = _user(tenant_id, user_id)
+        found = await self._run(lambda shard: shard.count(qe.CountRequest(exact=True, filter=where)))
+        if found:
+            await self._run(self._write, qe.UpdateOperation.delete_points_by_filter(where), found)
+        return int(found)
+
+    async def delete_document(self, tenant_id: str, document_id: str) -> None:
+        """Delete every chunk point of one document."""
+        where = qe.Filter(must=[_eq("tenant_id", tenant_id), _eq("document_id", document_id)])
+        await self._run(self._write, qe.UpdateOperation.delete_points_by_filter(where))
 
     async def reset(self) -> None:
         """Drop every point and recreate the empty shard with its indexes."""
@@ -304,10 +317,26 @@ def _tenant(tenant_id: str) -> qe.Filter:
     return qe.Filter(must=[_eq("tenant_id", tenant_id)])
 
 
+def _user(tenant_id: str, user_id: str) -> qe.Filter:
+    return qe.Filter(must=[_eq("tenant_id", tenant_id), _eq("user_id", user_id)])
+
+
 def _filter(f: VectorFilter) -> qe.Filter:
     """The VectorFilter as an engine filter (evaluated inside the engine)."""
     must: list[Any] = [_eq("tenant_id", f.tenant_id)]
-    for key, value in (("user_id", f.user_id), ("session_id", f.session_id), ("agent_id", f.agent_id)):
+    must_not: list[Any] = []
+    if f.source == "document":
+        must.append(_eq("source", "document"))
+        owners = [_eq("user_id", f.user_id)] if f.user_id is not None else []
+        if f.namespaces:
+            owners.append(qe.FieldCondition("namespace", match=qe.MatchAny(list(f.namespaces))))
+        if owners:
+            must.append(qe.Filter(should=owners))
+    else:  # memory points carry no source field
+        must_not.append(_eq("source", "document"))
+        if f.user_id is not None:
+            must.append(_eq("user_id", f.user_id))
+    for key, value in (("session_id", f.session_id), ("agent_id", f.agent_id)):
         if value is not None:
             must.append(_eq(key, value))
     if f.types is not None:
@@ -321,4 +350,4 @@ def _filter(f: VectorFilter) -> qe.Filter:
     if f.alive_at is not None:
         expiry = qe.FieldCondition("expires_at", range=qe.RangeFloat(gt=f.alive_at))
         must.append(qe.Filter(should=[qe.IsEmptyCondition("expires_at"), expiry]))
-    return qe.Filter(must=must)
+    return qe.Filter(must=must, must_not=must_not or None)

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 DENSE = "dense"
 SPARSE = "sparse"
-KEYWORD_FIELDS = ("user_id", "session_id", "agent_id", "type", "topic")
+KEYWORD_FIELDS = ("user_id", "session_id", "agent_id", "type", "topic", "source", "document_id", "namespace")
 FLOAT_FIELDS = ("event_time", "expires_at")
 PING_TIMEOUT_S = 5.0
 
@@ -79,6 +79,20 @@ class QdrantServerIndex:
         """Exact number of points of a tenant."""
         result = await self._client.count(self._collection, count_filter=_tenant(tenant_id), exact=True)
         return result.count
+
+    async def erase_user(self, tenant_id: str, user_id: str) -> int:
+        """Delete every point of one user of a tenant; how many there were."""
+        where = _user(tenant_id, user_id)
+        found = (await self._client.count(self._collection, count_filter=where, exact=True)).count
+        if found:
+            selector = models.FilterSelector(filter=where)
+            await self._client.delete(self._collection, points_selector=selector, wait=True)
+        return found
+
+    async def delete_document(self, tenant_id: str, document_id: str) -> None:
+        """Delete every chunk point of one document."""
+        where = models.Filter(must=[_eq("tenant_id", tenant_id), _eq("document_id", document_id)])
+        await self._client.delete(self._collection, points_selector=models.FilterSelector(filter=where), wait=True)
 
     async def reset(self) -> None:
         """Drop the collection and recreate it empty with its indexes."""
@@ -148,10 +162,26 @@ def _tenant(tenant_id: str) -> models.Filter:
     return models.Filter(must=[_eq("tenant_id", tenant_id)])
 
 
+def _user(tenant_id: str, user_id: str) -> models.Filter:
+    return models.Filter(must=[_eq("tenant_id", tenant_id), _eq("user_id", user_id)])
+
+
 def _filter(f: VectorFilter) -> models.Filter:
     """The VectorFilter as an engine filter (evaluated inside the engine)."""
     must: list[Any] = [_eq("tenant_id", f.tenant_id)]
-    for key, value in (("user_id", f.user_id), ("session_id", f.session_id), ("agent_id", f.agent_id)):
+    must_not: list[Any] = []
+    if f.source == "document":
+        must.append(_eq("source", "document"))
+        owners = [_eq("user_id", f.user_id)] if f.user_id is not None else []
+        if f.namespaces:
+            owners.append(models.FieldCondition(key="namespace", match=models.MatchAny(any=list(f.namespaces))))
+        if owners:
+            must.append(models.Filter(should=owners))
+    else:  # memory points carry no source field
+        must_not.append(_eq("source", "document"))
+        if f.user_id is not None:
+            must.append(_eq("user_id", f.user_id))
+    for key, value in (("session_id", f.session_id), ("agent_id", f.agent_id)):
         if value is not None:
             must.append(_eq(key, value))
     if f.types is not None:
@@ -166,4 +196,4 @@ def _filter(f: VectorFilter) -> models.Filter:
         missing = models.IsEmptyCondition(is_empty=models.PayloadField(key="expires_at"))
         alive = models.FieldCondition(key="expires_at", range=models.Range(gt=f.alive_at))
         must.append(models.Filter(should=[missing, alive]))
-    return models.Filter(must=must)
+    return models.Filter(must=must, must_not=must_not or None)
