@@ -9,6 +9,7 @@ from collections import defaultdict
 
 from prometheus_client import start_http_server
 
+from service.domain.indexing import Indexer
 from service.lifespan import background, build_state, open_backends
 from service.observability.metrics import Metrics
 from service.settings import Settings
@@ -39,6 +40,20 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
             log.info("worker stopped")
 
 
+async def _sync_isolated(indexer: Indexer, tenant_id: str, ids: list[str]) -> None:
+    """Index a page; when the engine refuses it, each memory alone, so one bad row skips only itself."""
+    try:
+        await indexer.sync(tenant_id, ids)
+        return
+    except Exception:  # noqa: BLE001 - retried one by one below
+        log.warning("a page of %d memories failed to index; retrying them one by one", len(ids))
+    for memory_id in ids:
+        try:
+            await indexer.sync(tenant_id, [memory_id])
+        except Exception as exc:  # noqa: BLE001 - the rest of the index is rebuilt regardless
+            log.error("memory %s could not be indexed and is left out: %s", memory_id, exc)
+
+
 async def reindex(settings: Settings) -> int:
     """Rebuild the vector index from SQL, the source of truth; returns how many memories were read."""
     metrics = Metrics()
@@ -54,7 +69,7 @@ async def reindex(settings: Settings) -> int:
             for memory in page:
                 by_tenant[memory.tenant_id].append(memory.id)
             for tenant, ids in by_tenant.items():
-                await state.indexer.sync(tenant, ids)
+                await _sync_isolated(state.indexer, tenant, ids)
             seen += len(page)
             after = page[-1].id
             log.info("reindexed %d memories", seen)
