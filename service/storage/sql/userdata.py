@@ -9,7 +9,7 @@ from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.storage.records import Erased, MemoryRecord, MemoryVersion, MessageRecord, SessionRecord
-from service.storage.sql.memories import memory_record
+from service.storage.sql.memories import SqlMemories, memory_record
 from service.storage.sql.models import (
     DocumentChunkRow,
     DocumentRow,
@@ -20,7 +20,7 @@ from service.storage.sql.models import (
     SessionRow,
     UserProfileRow,
 )
-from service.storage.sql.stores import SqlMessages, session_record
+from service.storage.sql.stores import SqlMessages, SqlSessions, session_record
 
 
 def _version(row: MemoryVersionRow) -> MemoryVersion:
@@ -61,26 +61,8 @@ class SqlUserData:
 
     async def restore_sessions(self, sessions: Sequence[SessionRecord]) -> int:
         """Insert the sessions that are not there yet (by tenant and id); how many were new."""
-        if not sessions:
-            return 0
-        tenant_id = sessions[0].tenant_id
-        stmt = select(SessionRow.id).where(SessionRow.tenant_id == tenant_id, SessionRow.id.in_([s.id for s in sessions]))
-        known = set((await self.db.scalars(stmt)).all())
-        fresh = [s for s in sessions if s.id not in known]
-        for s in fresh:
-            self.db.add(
-                SessionRow(
-                    tenant_id=s.tenant_id,
-                    id=s.id,
-                    user_id=s.user_id,
-                    agent_id=s.agent_id,
-                    metadata_=s.metadata,
-                    created_at=s.created_at,
-                    updated_at=s.updated_at,
-                )
-            )
-        await self.db.flush()
-        return len(fresh)
+        store = SqlSessions(self.db)
+        return sum([await store.insert(s) for s in sessions])
 
     async def restore_messages(self, messages: Sequence[MessageRecord]) -> int:
         """Insert the messages whose id is new, in the given order (their ``seq`` is assigned)."""
@@ -99,11 +81,7 @@ class SqlUserData:
             return []
         known = set((await self.db.scalars(select(MemoryRow.id).where(MemoryRow.id.in_([m.id for m in memories])))).all())
         fresh = [m for m in memories if m.id not in known]
-        for m in fresh:
-            values = asdict(m)
-            values["metadata_"] = values.pop("metadata")
-            self.db.add(MemoryRow(**values))
-        await self.db.flush()
+        await SqlMemories(self.db).insert_many(fresh)
         return [m.id for m in fresh]
 
     async def restore_versions(self, tenant_id: str, user_id: str, versions: Sequence[MemoryVersion]) -> int:
