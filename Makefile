@@ -22,8 +22,9 @@ $(VENV)/.stamp-base: pyproject.toml
 	$(PY) -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.stamp-dev: $(VENV)/.stamp-base
+$(VENV)/.stamp-dev: $(VENV)/.stamp-base sdk/python/pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e "sdk/python[langchain]"
 	touch $@
 
 install: $(VENV)/.stamp-base

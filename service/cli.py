@@ -79,6 +79,22 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _mcp(args: argparse.Namespace) -> int:
+    if args.transport == "http" and not _loopback(args.host) and not args.insecure:
+        print(
+            f"memory-service mcp: refusing to serve {args.host}: the MCP server acts with its API key for "
+            "anyone who reaches the port. Bind 127.0.0.1 or pass --insecure.",
+            file=sys.stderr,
+        )
+        return 2
+    from service.integrations import mcp_server  # the MCP SDK loads only for this command
+
+    return mcp_server.run(
+        transport=args.transport, url=args.url, api_key=args.api_key, user_id=args.user_id, host=args.host,
+        port=args.port,
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="memory-service", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -95,6 +111,15 @@ def _parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run the background jobs (indexing, purges) in this process")
     worker.add_argument("--no-migrate", action="store_true", help="do not apply migrations on start")
     commands.add_parser("reindex", help="rebuild the vector index from the SQL store")
+    mcp = commands.add_parser("mcp", help="serve the memory tools over MCP (stdio or streamable HTTP) for a running service")
+    mcp.add_argument("--transport", choices=["stdio", "http"], default="stdio")
+    mcp.add_argument("--url", default=os.environ.get("MEMORY_SERVICE_URL", "http://127.0.0.1:8000"),
+                     help="the memory service (default $MEMORY_SERVICE_URL, else http://127.0.0.1:8000)")
+    mcp.add_argument("--api-key", default=os.environ.get("MEMORY_API_KEY"), help="its API key (default $MEMORY_API_KEY)")
+    mcp.add_argument("--user-id", help="act for this user only (without it, every tool takes a user_id)")
+    mcp.add_argument("--host", default="127.0.0.1", help="with --transport http")
+    mcp.add_argument("--port", type=int, default=8765, help="with --transport http (path /mcp)")
+    mcp.add_argument("--insecure", action="store_true", help="allow --transport http on a non-loopback address")
     keys = commands.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
     create = keys.add_parser("create", help="issue a key (creating the tenant if needed) and print it")
     create.add_argument("--tenant", required=True, help="the tenant the key is bound to")
@@ -126,6 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "keys":
         _migrate(settings)
         return asyncio.run(keys_cli.run(settings, args))
+    if args.command == "mcp":
+        return _mcp(args)
     if args.command == "reindex":
         _migrate(settings)
         count = asyncio.run(runner.reindex(settings))

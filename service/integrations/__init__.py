@@ -1,0 +1,1 @@
+"""Adapters that put the service behind other protocols (MCP)."""
