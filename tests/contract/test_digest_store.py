@@ -9,7 +9,7 @@ from datetime import timedelta
 from service.domain import records
 from service.storage.records import Mark, MemoryRecord, Progress, SessionDigest
 from service.storage.sql.database import SqlDatabase
-from tests.contract.test_sql_store import T0, db, message, session, tenant  # noqa: F401 (fixtures)
+from tests.contract.test_sql_store import T0, message, session
 
 
 def episode(tenant: str, sid: str, position: int | None, type_: str = "episodic", user: str = "u1") -> MemoryRecord:

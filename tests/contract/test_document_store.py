@@ -10,7 +10,7 @@ import pytest
 from service.storage.errors import InvalidCursor
 from service.storage.records import ChunkRecord, DocumentQuery, DocumentRecord
 from service.storage.sql.database import SqlDatabase
-from tests.contract.test_sql_store import T0, db, tenant  # noqa: F401 (fixtures)
+from tests.contract.test_sql_store import T0
 
 
 def document(tenant: str, *, user: str | None = "u1", namespace: str | None = None, minutes: int = 0, chunks: int = 3) -> DocumentRecord:

@@ -3,31 +3,12 @@ are claimable at once, and nobody else's claims are touched."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-import pytest
 
 from service.storage.records import Job
-from service.storage.sql.database import SqlDatabase, create_engine
-from tests.conftest import migrated
+from service.storage.sql.database import SqlDatabase
 
 LEASE = 60.0
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlDatabase]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'jobs.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    database = SqlDatabase(create_engine(await migrated(url)))
-    yield database
-    await database.close()
-
-
-@pytest.fixture
-def tenant() -> str:
-    return f"t-{uuid.uuid4().hex[:10]}"
 
 
 async def claim(db: SqlDatabase, tenant: str, owner: str) -> list[Job]:

@@ -3,34 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from service.storage.errors import InvalidCursor
 from service.storage.records import MessageQuery, MessageRecord, SessionChanges, SessionQuery, SessionRecord
-from service.storage.sql.database import SqlDatabase, create_engine
-from tests.conftest import migrated
+from service.storage.sql.database import SqlDatabase
 
 T0 = datetime(2024, 5, 8, 13, 56, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlDatabase]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-    database = SqlDatabase(create_engine(await migrated(url)))
-    yield database
-    await database.close()
-
-
-@pytest.fixture
-def tenant() -> str:
-    return f"t-{uuid.uuid4().hex[:10]}"
 
 
 def session(tenant: str, sid: str, user: str = "u1", at: datetime = T0) -> SessionRecord:

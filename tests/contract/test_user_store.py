@@ -9,7 +9,7 @@ from service.storage.records import ProfileRecord
 from service.storage.sql.database import SqlDatabase
 from service.storage.sql.models import DocumentRow
 from tests.contract.test_digest_store import episode
-from tests.contract.test_sql_store import T0, db, message, session, tenant  # noqa: F401 (fixtures)
+from tests.contract.test_sql_store import T0, message, session
 
 
 def profile(tenant: str, user: str, fields: dict[str, object] | None = None) -> ProfileRecord:
