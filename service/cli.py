@@ -1,10 +1,11 @@
-"""The ``memory-service`` command: serve, migrate, worker, reindex."""
+"""The ``memory-service`` command: serve, migrate, worker, reindex, keys, openapi."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import ipaddress
+import json
 import logging
 import os
 import sys
@@ -12,6 +13,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from service.main import create_app
 from service.observability.logging import configure_logging
 from service.observability.metrics import prepare_multiprocess_dir
 from service.settings import Settings
@@ -95,6 +97,12 @@ def _mcp(args: argparse.Namespace) -> int:
     )
 
 
+def openapi_document() -> str:
+    """The OpenAPI document the service serves, as committed in openapi.json (no backend is opened)."""
+    document = create_app(Settings(_env_file=None)).openapi()  # type: ignore[call-arg]
+    return json.dumps(document, indent=2, sort_keys=True) + "\n"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="memory-service", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -111,6 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run the background jobs (indexing, purges) in this process")
     worker.add_argument("--no-migrate", action="store_true", help="do not apply migrations on start")
     commands.add_parser("reindex", help="rebuild the vector index from the SQL store")
+    commands.add_parser("openapi", help="print the OpenAPI document (JSON) that the service serves")
     mcp = commands.add_parser("mcp", help="serve the memory tools over MCP (stdio or streamable HTTP) for a running service")
     mcp.add_argument("--transport", choices=["stdio", "http"], default="stdio")
     mcp.add_argument("--url", default=os.environ.get("MEMORY_SERVICE_URL", "http://127.0.0.1:8000"),
@@ -137,6 +146,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args = _parser().parse_args(argv)
+    if args.command == "openapi":
+        sys.stdout.write(openapi_document())
+        return 0
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format.value)
     if args.command == "serve":

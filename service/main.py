@@ -32,6 +32,8 @@ def create_app(settings: Settings | None = None, build: BuildBackends = open_bac
         description=DESCRIPTION,
         lifespan=make_lifespan(settings, metrics, build),
         generate_unique_id_function=operation_id,
+        docs_url=None,  # /docs and /redoc are served from the package by install_openapi
+        redoc_url=None,
     )
     for router in (
         sessions.router, messages.router, context.router, memories.router, tools.router, users.router, governance.router,

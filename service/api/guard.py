@@ -5,6 +5,7 @@ the same exception handlers as the handlers' own."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import ClassVar
 
 from fastapi import Request, Response, Security
 from fastapi.params import Depends
@@ -73,6 +74,8 @@ def guarded(role: Role) -> type[APIRoute]:
     """A route class whose handlers need a key of ``role`` (admins may use every route)."""
 
     class GuardedRoute(APIRoute):
+        required_role: ClassVar[Role] = role  # read by service.api.openapi for the 403 it may answer
+
         def get_route_handler(self) -> Handler:
             handler = super().get_route_handler()
 

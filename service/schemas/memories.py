@@ -17,6 +17,7 @@ from service.schemas.validators import (
     UtcDatetime,
     check_window,
     in_future,
+    one_shape,
 )
 
 MemoryType = Literal["semantic", "episodic", "procedural", "summary", "profile"]
@@ -65,6 +66,17 @@ class MemoryBatch(RequestModel):
     memories: list[MemoryCreate] = Field(
         min_length=1, description="One or more memories (limit: MEMORY_MAX_BATCH_ITEMS, default 100)."
     )
+
+
+def _write_shape(body: Any) -> str | None:
+    return ("batch" if "memories" in body else "one") if isinstance(body, dict) else None
+
+
+#: The body of POST /v1/memories: one memory, or a batch when it has a ``memories`` key.
+MemoryWrite = Annotated[
+    MemoryCreate | MemoryBatch,
+    one_shape({"one": MemoryCreate, "batch": MemoryBatch}, _write_shape, 'one memory or {"memories": [...]}'),
+]
 
 
 class MemoryUpdate(RequestModel):

@@ -8,10 +8,21 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
+from pydantic_core import PydanticCustomError
 
 #: Nesting of metadata objects and arrays (the top-level object is depth 1).
 METADATA_MAX_DEPTH = 5
@@ -112,6 +123,28 @@ def within_calendar(value: datetime) -> datetime:
     return utc
 
 
+def one_shape(shapes: Mapping[str, Any], choose: Callable[[Any], str | None], expected: str) -> WrapValidator:
+    """Validates a union against the one member that ``choose`` names from the input's shape.
+
+    A plain union tries every member, so one bad field answers an error per member, at locations
+    named after pydantic's internals. Chosen by shape, the input gets its own member's errors only,
+    at paths into the input; ``choose`` returning None answers ``expected`` ("Input should be ...").
+    """
+    adapters: dict[str, TypeAdapter[Any]] = {}
+
+    def validate(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        if isinstance(value, BaseModel):
+            return handler(value)
+        name = choose(value)
+        if name is None:
+            raise PydanticCustomError("shape_invalid", "Input should be {expected}", {"expected": expected})
+        if name not in adapters:
+            adapters[name] = TypeAdapter(shapes[name])
+        return adapters[name].validate_python(value)
+
+    return WrapValidator(validate)
+
+
 SafeStr = Annotated[str, AfterValidator(storable)]
 
 #: The id of a stored record (a memory's UUID, say).
@@ -160,12 +193,28 @@ HttpUrl = Annotated[
 #: A metadata key usable in a filter: letters, digits, '_' and '-' (no dots, spaces or quotes).
 FILTER_KEY_PATTERN = r"^[A-Za-z0-9_-]+$"
 FilterKey = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=FILTER_KEY_PATTERN)]
+FilterInt = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
+FilterFloat = Annotated[float, Field(allow_inf_nan=False)]
+FilterStr = Annotated[str, StringConstraints(max_length=256), AfterValidator(storable)]
+
+
+def _filter_value_type(value: Any) -> str | None:
+    if isinstance(value, bool):  # before int: True is an int too
+        return "bool"
+    for name, kind in (("int", int), ("float", float), ("str", str)):
+        if isinstance(value, kind):
+            return name
+    return None
+
+
 #: A filter value: a string, a 64-bit integer, a finite number or a boolean.
 FilterValue = Annotated[
-    bool
-    | Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
-    | Annotated[float, Field(allow_inf_nan=False)]
-    | Annotated[str, StringConstraints(max_length=256), AfterValidator(storable)],
+    bool | FilterInt | FilterFloat | FilterStr,
+    one_shape(
+        {"bool": bool, "int": FilterInt, "float": FilterFloat, "str": FilterStr},
+        _filter_value_type,
+        "a string, a number or a boolean",
+    ),
     BeforeValidator(bounded_json),
 ]
 

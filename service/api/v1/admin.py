@@ -49,7 +49,10 @@ async def list_tenants(keys: KeysDep, cursor: Cursor = None, limit: Limit = 100)
     return Page[Tenant](items=[Tenant.model_validate(t) for t in page.items], next_cursor=page.next_cursor)
 
 
-@router.post("/keys", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)
+@router.post(
+    "/keys", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated,
+    responses={404: {"description": "The tenant does not exist"}},
+)
 async def create_key(body: KeyCreate, keys: KeysDep) -> ApiKeyCreated:
     """Issue an API key for a tenant; its secret is in this answer only."""
     issued = await keys.create_key(body.tenant_id, body.role, body.name)

@@ -22,6 +22,7 @@ from service.schemas.memories import (
     MemoryType,
     MemoryUpdate,
     MemoryVersion,
+    MemoryWrite,
     MemoryWriteResult,
     MemoryWriteResults,
     ScoreParts,
@@ -45,7 +46,7 @@ def _new(body: MemoryCreate) -> NewMemory:
     responses={200: {"model": MemoryWriteResults, "description": "Every memory was already kept"}},
 )
 async def create_memories(
-    body: MemoryCreate | MemoryBatch,
+    body: MemoryWrite,
     memories: MemoriesDep,
     sessions: SessionsDep,
     tenant: TenantDep,
