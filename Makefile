@@ -44,6 +44,7 @@ services:
 
 ## Run the whole test suite (real Postgres and Redis; under CI=true a missing one fails the run)
 test: install-dev services
+	@scripts/ensure-browser.sh
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 ## The LoCoMo retrieval benchmark over HTTP, on a throw-away embedded service (or BENCH_URL=...)

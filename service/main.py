@@ -14,6 +14,7 @@ from service.observability.logging import configure_logging
 from service.observability.http import HttpMetricsMiddleware, RequestIdMiddleware, route_templates
 from service.observability.metrics import Metrics
 from service.settings import Settings
+from service.ui import routes as ui
 
 DESCRIPTION = (
     "Memory for LLM chatbots and agents: sessions with a short-term buffer, every message kept as an "
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None, build: BuildBackends = open_bac
     ):
         app.include_router(router, prefix="/v1")
     ops.install(app)
+    ui.install(app)  # /ui: the memory inspector, public, not in the schema
     metrics.declare_routes(route_templates(app.routes))  # every panel has series before traffic
     install_openapi(app)
     install_problem_handlers(app)

@@ -6,6 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from service.domain.clock import now
+from service.domain.errors import NotFound
 from service.domain.memories import remove
 from service.observability.metrics import Metrics
 from service.storage.ports import Database
@@ -52,3 +53,10 @@ async def queue_state(db: Database, tenant_id: str | None = None) -> QueueState:
         failures = await repos.jobs.failures(tenant_id, FAILURES_SHOWN) if tenant_id is not None else []
     age = (now() - stats.oldest_pending).total_seconds() if stats.oldest_pending else None
     return QueueState(stats.pending, stats.failed, age, failures)
+
+
+async def retry_failed(db: Database, tenant_id: str, job_id: int) -> None:
+    """Queue a tenant's parked job again, with fresh attempts; NotFound unless it is one."""
+    async with db.transaction() as repos:
+        if not await repos.jobs.requeue(tenant_id, job_id, now()):
+            raise NotFound(f"no failed job {job_id}")

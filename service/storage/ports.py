@@ -170,6 +170,10 @@ class JobRepo(Protocol):
 
     async def fail(self, job_id: int, error: str) -> None: ...
 
+    async def requeue(self, tenant_id: str, job_id: int, now: datetime) -> bool:
+        """Make a tenant's parked job pending again with fresh attempts; False unless it was one."""
+        ...
+
     async def failures(self, tenant_id: str, limit: int) -> list[FailedJob]:
         """A tenant's parked jobs, newest first."""
         ...

@@ -9,7 +9,8 @@ from fastapi import Path, Query, Response, status
 from service.api.deps import KeysDep, StateDep, TenantDep
 from service.api.routing import resource_router
 from service.domain.auth import Role
-from service.domain.upkeep import queue_state
+from service.domain.upkeep import queue_state, retry_failed
+from service.lifespan import State
 from service.schemas.admin import ApiKey, ApiKeyCreated, KeyCreate, Tenant, TenantCreate, TenantId
 from service.schemas.common import Page
 from service.schemas.memories import FailedJob, QueueState
@@ -20,20 +21,32 @@ Cursor = Annotated[str | None, Query(max_length=128, description="`next_cursor` 
 Limit = Annotated[int, Query(ge=1, le=1000)]
 
 
-@router.get("/queue", response_model=QueueState)
-async def get_queue(
-    state: StateDep,
-    tenant: TenantDep,
-    tenant_id: Annotated[TenantId | None, Query(description="Another tenant's jobs (default: your own).")] = None,
-) -> QueueState:
-    """Jobs waiting for the background workers (indexing, digests, purges), and how old the oldest is."""
-    q = await queue_state(state.backends.db, tenant_id or tenant)
+JobId = Annotated[int, Path(ge=1, le=2**63 - 1, description="A parked job's id (from the queue's `failures`).")]
+OtherTenant = Annotated[TenantId | None, Query(description="Another tenant's jobs (default: your own).")]
+
+
+async def _queue(state: State, tenant_id: str) -> QueueState:
+    q = await queue_state(state.backends.db, tenant_id)
     return QueueState(
         pending=q.pending,
         failed=q.failed,
         oldest_pending_age_seconds=q.oldest_pending_age_seconds,
         failures=[FailedJob.model_validate(f, from_attributes=True) for f in q.failures],
     )
+
+
+@router.get("/queue", response_model=QueueState)
+async def get_queue(state: StateDep, tenant: TenantDep, tenant_id: OtherTenant = None) -> QueueState:
+    """Jobs waiting for the background workers (indexing, digests, purges), and how old the oldest is."""
+    return await _queue(state, tenant_id or tenant)
+
+
+@router.post("/queue/{job_id}/retry", response_model=QueueState)
+async def retry_job(job_id: JobId, state: StateDep, tenant: TenantDep, tenant_id: OtherTenant = None) -> QueueState:
+    """Queue a parked (failed) job again with fresh attempts; the queue as it stands then."""
+    await retry_failed(state.backends.db, tenant_id or tenant, job_id)
+    state.outbox.wake()
+    return await _queue(state, tenant_id or tenant)
 
 
 @router.post("/tenants", status_code=status.HTTP_201_CREATED, response_model=Tenant, responses={409: {}})

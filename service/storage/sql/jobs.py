@@ -91,6 +91,15 @@ class SqlJobs:
         )
         await self.db.execute(stmt)
 
+    async def requeue(self, tenant_id: str, job_id: int, now: datetime) -> bool:
+        stmt = (
+            update(JobRow)
+            .where(JobRow.id == job_id, JobRow.tenant_id == tenant_id, JobRow.status == FAILED)
+            .values(status=PENDING, attempts=0, available_at=now, locked_until=None, locked_by=None)
+        )
+        result = await self.db.execute(stmt, execution_options={"synchronize_session": False})
+        return int(getattr(result, "rowcount", 0) or 0) == 1
+
     async def failures(self, tenant_id: str, limit: int) -> list[FailedJob]:
         stmt = (
             select(JobRow)
