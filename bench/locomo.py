@@ -18,6 +18,12 @@ budget (o200k_base tokens).
     python -m bench.locomo --base-url http://127.0.0.1:8000
     python -m bench.locomo --baselines-only
     python -m bench.locomo --filler 100000 --modes hybrid
+    python -m bench.locomo --filler 1000000 --filler-users 10000 --skip-baselines
+
+Filler memories (``--filler N``) go through ``POST /v1/memories/import`` with vectors precomputed
+for a pool of ``--filler-pool`` distinct sentences (embedded once, in a child process before the
+service is measured, and cached in ``bench/.cache/``), so a million of them cost one pool's
+embedding; ``--filler-via api`` posts them to ``POST /v1/memories`` instead, embedded by the service.
     python -m bench.locomo --modes hybrid --questions 40 --context-budgets 1000,500
 
 The data (CC BY-NC 4.0) is read from ``--data`` (default ``../shared/bench/locomo/locomo_dev.json``
@@ -28,17 +34,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
+import itertools
 import json
 import logging
 import math
+import multiprocessing
 import os
 import random
 import re
 import secrets
 import sys
 import time
+import uuid
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -127,6 +147,7 @@ class Conversation:
     speaker_b: str
     turns: tuple[Turn, ...]
     questions: tuple[Question, ...]  # categories 1-4 with evidence left after cleanup
+    named: bool = True  # messages are posted with their speaker's name (False: roles only)
 
     def sessions(self) -> dict[int, list[Turn]]:
         grouped: dict[int, list[Turn]] = defaultdict(list)
@@ -582,13 +603,13 @@ def session_id_for(run_id: str, sample_id: str, session: int) -> str:
 
 
 def message_payload(turn: Turn, conversation: Conversation) -> dict[str, Any]:
-    return {
+    payload = {
         "role": "user" if turn.speaker == conversation.speaker_a else "assistant",
         "content": message_content(turn),
-        "name": turn.speaker,
         "created_at": turn.created_at.isoformat(),
         "metadata": {"dia_id": turn.dia_id},
     }
+    return payload | {"name": turn.speaker} if conversation.named else payload
 
 
 def batched(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
@@ -689,53 +710,186 @@ _FILLER_TAILS = (
     "again", "on a tight budget", "and took lots of photos", "and want to go back",
     "which was disappointing", "and told everyone about it",
 )
+_FILLER_PARTS = (_FILLER_SUBJECTS, _FILLER_VERBS, _FILLER_OBJECTS, _FILLER_TIMES, _FILLER_TAILS)
+FILLER_SENTENCES = math.prod(len(part) for part in _FILLER_PARTS)  # distinct sentences there are
+FILLER_POOL = 20_000  # distinct sentences embedded once; every filler memory takes one of them
+FILLER_MODEL = "all-MiniLM-L6-v2"  # the service's default model: precomputed vectors must be its
+FILLER_REQUEST_LINES = 20_000  # lines an import request (about 80 MB, under MEMORY_MAX_IMPORT_BYTES)
+FILLER_CHUNK_LINES = 500  # lines a chunk of the streamed body
+CACHE_DIR = REPO_ROOT / "bench" / ".cache"
 
 
 def filler_user_id(run_id: str, index: int) -> str:
     return f"{run_id}-filler-{index:05d}"
 
 
-def filler_memories(count: int, run_id: str, users: int, seed: int) -> list[dict[str, Any]]:
-    """``count`` deterministic synthetic memories spread evenly over ``users`` other users."""
+def filler_pool(size: int, seed: int) -> list[str]:
+    """``size`` distinct synthetic sentences (at most ``FILLER_SENTENCES``), in a seeded order."""
+    sentences = []
+    for number in random.Random(seed).sample(range(FILLER_SENTENCES), min(size, FILLER_SENTENCES)):
+        words = []
+        for part in _FILLER_PARTS:  # the number's digits in the parts' mixed radix
+            number, digit = divmod(number, len(part))
+            words.append(part[digit])
+        sentences.append(" ".join(words) + ".")
+    return sentences
+
+
+def iter_filler(count: int, run_id: str, users: int, seed: int, pool: Sequence[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``count`` deterministic memories of ``users`` other users, each with the index of its pool
+    sentence. A user's memories are consecutive (so an import request touches few users) and take
+    consecutive pool sentences, distinct while a user has no more memories than the pool has;
+    ids derive from the run id, so an import run again with the same ``--run-id`` skips them."""
     rng = random.Random(seed)
     epoch = datetime(2022, 1, 1, tzinfo=UTC)
-    memories = []
+    users = max(1, min(users, count))
     for i in range(count):
-        sentence = " ".join(
-            (rng.choice(_FILLER_SUBJECTS), rng.choice(_FILLER_VERBS), rng.choice(_FILLER_OBJECTS),
-             rng.choice(_FILLER_TIMES), rng.choice(_FILLER_TAILS))
-        )
+        sentence = i % len(pool)
         when = epoch + timedelta(minutes=rng.randrange(2 * 365 * 24 * 60))
-        memories.append(
-            {
-                "user_id": filler_user_id(run_id, i % max(1, users)),
-                "content": sentence + ".",
-                "type": "episodic" if rng.random() < 0.7 else "semantic",
-                "event_time": when.isoformat(),
-                "metadata": {"bench": "locomo-filler", "run_id": run_id},
-            }
+        yield sentence, {
+            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"memory-service-bench:{run_id}:{i}")),
+            "user_id": filler_user_id(run_id, i * users // count),
+            "content": pool[sentence],
+            "type": "episodic" if rng.random() < 0.7 else "semantic",
+            "event_time": when.isoformat(),
+            "metadata": {"bench": "locomo-filler", "run_id": run_id},
+        }
+
+
+def filler_memories(count: int, run_id: str, users: int, seed: int, pool_size: int = FILLER_POOL) -> list[dict[str, Any]]:
+    """The filler as a list (without vectors; ``iter_filler`` streams it)."""
+    pool = filler_pool(pool_size, seed)
+    return [memory for _, memory in iter_filler(count, run_id, users, seed, pool)]
+
+
+def _embed(sentences: list[str]) -> np.ndarray:
+    model = load_embedder()
+    return np.asarray(
+        model.encode(sentences, batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
+                     show_progress_bar=False),
+        dtype=np.float32,
+    )
+
+
+def pool_vectors(pool: Sequence[str], seed: int, cache_dir: Path = CACHE_DIR) -> np.ndarray:
+    """The pool's unit vectors by the service's default model, from ``bench/.cache/`` (ignored by
+    git) when an earlier run embedded the same sentences, else embedded now in a child process,
+    so that PyTorch never runs in this one while the service is measured."""
+    digest = hashlib.sha256("\n".join(pool).encode()).hexdigest()[:12]
+    path = cache_dir / f"filler-{FILLER_MODEL}-{len(pool)}-seed{seed}-{digest}.npy"
+    if path.is_file():
+        vectors = np.load(path)
+        if vectors.shape[0] == len(pool):
+            log.info("filler: %d pool vectors from %s", len(pool), path)
+            return vectors
+    log.info("filler: embedding a pool of %d sentences (%s, once; cached in %s)", len(pool), FILLER_MODEL, cache_dir)
+    started = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as child:
+        vectors = child.submit(_embed, list(pool)).result()
+    log.info("filler: pool embedded in %.1fs", time.perf_counter() - started)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    partial_path = path.with_suffix(".tmp.npy")
+    np.save(partial_path, vectors)
+    partial_path.replace(path)
+    return vectors
+
+
+@dataclass(frozen=True, slots=True)
+class FillerPlan:
+    """What ``add_filler`` loads: ``count`` memories of ``users`` users from the pool sentences,
+    with the pool's vectors (bulk import) or without (``POST /v1/memories``)."""
+
+    count: int
+    users: int
+    seed: int
+    run_id: str
+    pool: Sequence[str]
+    vectors: np.ndarray | None = None
+
+
+def import_line(memory: Mapping[str, Any], vector: bytes | None) -> bytes:
+    """One NDJSON line of ``POST /v1/memories/import`` (``vector`` already JSON)."""
+    line = json.dumps(memory, separators=(",", ":")).encode()
+    return (line[:-1] + b',"vector":' + vector + b"}\n") if vector is not None else line + b"\n"
+
+
+def vector_json(vectors: np.ndarray) -> list[bytes]:
+    """Each vector as a JSON array of 5-decimal numbers (the service normalises them again)."""
+    return [
+        ("[" + ",".join(f"{x:.5f}".rstrip("0").rstrip(".") or "0" for x in row) + "]").encode()
+        for row in vectors.tolist()
+    ]
+
+
+async def import_filler(
+    http: httpx.AsyncClient, plan: FillerPlan, progress: Callable[[int], object]
+) -> tuple[int, dict[str, int]]:
+    """Stream the plan to ``POST /v1/memories/import`` in requests of ``FILLER_REQUEST_LINES``
+    lines, chunk by chunk (the whole filler never sits in memory); requests made, and the summed
+    answers."""
+    encoded = vector_json(plan.vectors) if plan.vectors is not None else None
+    lines = iter_filler(plan.count, plan.run_id, plan.users, plan.seed, plan.pool)
+    totals: Counter[str] = Counter()
+    requests = 0
+    for start in range(0, plan.count, FILLER_REQUEST_LINES):
+        size = min(FILLER_REQUEST_LINES, plan.count - start)
+
+        async def body(size: int = size) -> AsyncIterator[bytes]:
+            for first in range(0, size, FILLER_CHUNK_LINES):
+                chunk = [
+                    import_line(memory, encoded[index] if encoded is not None else None)
+                    for index, memory in itertools.islice(lines, min(FILLER_CHUNK_LINES, size - first))
+                ]
+                yield b"".join(chunk)
+                progress(len(chunk))
+
+        response = await http.post(
+            "/v1/memories/import", content=body(), headers={"Content-Type": "application/x-ndjson"}
         )
-    return memories
+        requests += 1
+        if response.status_code != 200:
+            raise BenchError(f"POST /v1/memories/import -> {response.status_code}: {_problem(response)}")
+        totals.update({key: int(value) for key, value in response.json().items()})
+    return requests, dict(totals)
 
 
 async def add_filler(
     client: ServiceClient,
-    memories: Sequence[Mapping[str, Any]],
+    plan: FillerPlan,
     concurrency: int,
     queue_timeout_s: float,
+    http: httpx.AsyncClient | None = None,
 ) -> PhaseStats:
-    """Post the filler in batches of 100, a few at a time, and wait for it to be indexed."""
+    """Load the filler, with a progress bar on stderr, and wait for it to be indexed: through the
+    bulk import when the plan has vectors (``http`` is the service's client), else posted to
+    ``POST /v1/memories`` in batches of 100, a few at a time."""
+    from tqdm import tqdm  # type: ignore[import-untyped]
+
     before = await client.queue()
-    batches = batched(memories, MAX_BATCH)
     start = time.perf_counter()
-    await run_bounded([partial(client.add_memories, batch) for batch in batches], concurrency)
+    with tqdm(total=plan.count, desc="filler", unit="mem", unit_scale=True, file=sys.stderr,
+              mininterval=1.0, dynamic_ncols=True) as bar:
+        if plan.vectors is not None and http is not None:
+            requests, answer = await import_filler(http, plan, bar.update)
+            log.info("filler: %s", answer)
+        else:
+            filler = iter_filler(plan.count, plan.run_id, plan.users, plan.seed, plan.pool)
+            memories = [{k: v for k, v in m.items() if k != "id"} for _, m in filler]  # the API makes ids
+            batches = batched(memories, MAX_BATCH)
+            requests = len(batches)
+
+            async def post(batch: Sequence[Mapping[str, Any]]) -> None:
+                await client.add_memories(batch)
+                bar.update(len(batch))
+
+            await run_bounded([partial(post, batch) for batch in batches], concurrency)
     posted = time.perf_counter()
-    log.info("filler: %d memories posted in %.1fs; waiting for indexing", len(memories),
-             posted - start)
+    log.info("filler: %d memories loaded in %.1fs (%.0f/s); waiting for the queue", plan.count,
+             posted - start, plan.count / max(posted - start, 1e-9))
     after = await wait_for_queue(client, queue_timeout_s)
     return PhaseStats(
-        items=len(memories),
-        requests=len(batches),
+        items=plan.count,
+        requests=requests,
         post_seconds=posted - start,
         total_seconds=time.perf_counter() - start,
         failed_jobs=after.failed - before.failed,
@@ -1278,6 +1432,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--filler", type=_non_negative_int, default=0, metavar="N",
                         help="add N synthetic memories for other users before evaluating")
     parser.add_argument("--filler-users", type=_positive_int, default=1000)
+    parser.add_argument("--filler-pool", type=_positive_int, default=FILLER_POOL, metavar="N",
+                        help=f"distinct filler sentences, embedded once (default {FILLER_POOL:,}; at most"
+                        f" {FILLER_SENTENCES:,})")
+    parser.add_argument("--filler-via", choices=("import", "api"), default="import",
+                        help="import: POST /v1/memories/import with precomputed vectors (default);"
+                        " api: POST /v1/memories, 100 a request, embedded by the service")
+    parser.add_argument(
+        "--shape", choices=("locomo", "chatbot"), default="locomo",
+        help="chatbot: post roles without speaker names and ask in the first and second person "
+        "(bench/chatbot_shape.py)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the filler")
     parser.add_argument("--queue-timeout", type=float, default=1800.0, metavar="SECONDS",
                         help="longest wait for the indexing queue to drain, per phase")
@@ -1305,6 +1470,7 @@ async def run_service(
     conversations: Sequence[Conversation],
     questions: Sequence[Question],
     run_id: str,
+    filler: FillerPlan | None = None,
 ) -> dict[str, Any]:
     """Ingest, optional filler, then every mode's evaluation; the service part of the results."""
     timeout = httpx.Timeout(args.http_timeout)
@@ -1322,9 +1488,8 @@ async def run_service(
         if with_context:  # fail before the search phase when the endpoint is missing
             warmup = await probe_context(client, run_id, questions[0].sample_id)
         filler_stats = None
-        if args.filler > 0:
-            memories = filler_memories(args.filler, run_id, args.filler_users, args.seed)
-            filler_stats = await add_filler(client, memories, args.concurrency, args.queue_timeout)
+        if filler is not None:
+            filler_stats = await add_filler(client, filler, args.concurrency, args.queue_timeout, http)
         runs = [
             await evaluate_mode(client, questions, run_id, mode, message_dia) for mode in args.modes
         ]
@@ -1371,6 +1536,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         log.error("%s", error)
         return 2
+    if args.shape == "chatbot":
+        from bench.chatbot_shape import as_chatbot
+
+        conversations = [as_chatbot(c) for c in conversations]
     questions = select_questions(conversations, args.limit_questions)
     asked = {q.sample_id for q in questions}
     conversations = [c for c in conversations if c.sample_id in asked]
@@ -1385,11 +1554,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "config": {
             "data": str(data_path.resolve()), "modes": [] if args.baselines_only else args.modes,
             "limit": TOP, "limit_questions": args.limit_questions,
-            "conversations": args.conversations,
+            "conversations": args.conversations, "shape": args.shape,
             "context_budgets": [] if args.baselines_only or args.no_context
             else args.context_budgets,
             "concurrency": args.concurrency, "filler": args.filler,
             "filler_users": args.filler_users, "seed": args.seed,
+            "filler_pool": min(args.filler_pool, FILLER_SENTENCES), "filler_via": args.filler_via,
             "queue_timeout_s": args.queue_timeout,
             "baselines": [] if args.skip_baselines else [
                 name for name in BASELINES if name == "bm25" or not args.no_dense
@@ -1412,8 +1582,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The service is measured first: the dense baseline loads PyTorch into this process, and its
     # threads would compete with the service for the CPU while search latency is being timed.
     if not args.baselines_only:
+        filler = None
+        if args.filler > 0:
+            pool = filler_pool(args.filler_pool, args.seed)
+            vectors = pool_vectors(pool, args.seed) if args.filler_via == "import" else None
+            filler = FillerPlan(args.filler, args.filler_users, args.seed, run_id, pool, vectors)
         try:
-            result.update(asyncio.run(run_service(args, conversations, questions, run_id)))
+            result.update(asyncio.run(run_service(args, conversations, questions, run_id, filler)))
         except (BenchError, httpx.HTTPError) as error:
             log.error("service benchmark failed at %s: %s", args.base_url, error)
             return 1

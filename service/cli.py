@@ -81,6 +81,12 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def openapi_document() -> str:
+    """The OpenAPI document the service serves, as committed in openapi.json (no backend is opened)."""
+    document = create_app(Settings(_env_file=None)).openapi()  # type: ignore[call-arg]
+    return json.dumps(document, indent=2, sort_keys=True) + "\n"
+
+
 def _mcp(args: argparse.Namespace) -> int:
     if args.transport == "http" and not _loopback(args.host) and not args.insecure:
         print(
@@ -95,12 +101,6 @@ def _mcp(args: argparse.Namespace) -> int:
         transport=args.transport, url=args.url, api_key=args.api_key, user_id=args.user_id, host=args.host,
         port=args.port,
     )
-
-
-def openapi_document() -> str:
-    """The OpenAPI document the service serves, as committed in openapi.json (no backend is opened)."""
-    document = create_app(Settings(_env_file=None)).openapi()  # type: ignore[call-arg]
-    return json.dumps(document, indent=2, sort_keys=True) + "\n"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -119,7 +119,6 @@ def _parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run the background jobs (indexing, purges) in this process")
     worker.add_argument("--no-migrate", action="store_true", help="do not apply migrations on start")
     commands.add_parser("reindex", help="rebuild the vector index from the SQL store")
-    commands.add_parser("openapi", help="print the OpenAPI document (JSON) that the service serves")
     mcp = commands.add_parser("mcp", help="serve the memory tools over MCP (stdio or streamable HTTP) for a running service")
     mcp.add_argument("--transport", choices=["stdio", "http"], default="stdio")
     mcp.add_argument("--url", default=os.environ.get("MEMORY_SERVICE_URL", "http://127.0.0.1:8000"),
@@ -129,6 +128,7 @@ def _parser() -> argparse.ArgumentParser:
     mcp.add_argument("--host", default="127.0.0.1", help="with --transport http")
     mcp.add_argument("--port", type=int, default=8765, help="with --transport http (path /mcp)")
     mcp.add_argument("--insecure", action="store_true", help="allow --transport http on a non-loopback address")
+    commands.add_parser("openapi", help="print the OpenAPI document (JSON) that the service serves")
     keys = commands.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
     create = keys.add_parser("create", help="issue a key (creating the tenant if needed) and print it")
     create.add_argument("--tenant", required=True, help="the tenant the key is bound to")
@@ -167,8 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _mcp(args)
     if args.command == "reindex":
         _migrate(settings)
-        count = asyncio.run(runner.reindex(settings))
-        print(f"reindexed {count} memories")
+        done = asyncio.run(runner.reindex(settings))
+        print(f"reindexed {done.memories} memories and {done.documents} documents")
         return 0
     return 2
 

@@ -15,6 +15,8 @@ from service.digest.model import FactExtractor, Summarizer
 from service.domain.auth import KeyService
 from service.domain.condense import Condenser
 from service.domain.context import ContextService
+from service.domain.document_index import SYNC_DOCUMENT, ChunkIndexer
+from service.domain.documents import DocumentLimits, DocumentService
 from service.domain.digests import DIGEST_SESSION, DigestStep, SessionDigester, queue_digest
 from service.domain.episodic import record_episodes
 from service.domain.extraction import FactExtraction
@@ -97,6 +99,8 @@ class State:
     exporter: Exporter
     importer: Importer
     retention: RetentionPolicy
+    documents: DocumentService
+    chunks: ChunkIndexer
 
 
 BuildBackends = Callable[[Settings, Metrics], AbstractAsyncContextManager[Backends]]
@@ -109,6 +113,7 @@ async def open_embedder(settings: Settings, metrics: Metrics) -> SentenceTransfo
         queue_size=settings.embedding_queue_size,
         on_batch=metrics.observe_embedding_batch,
         threads=settings.embedding_threads,
+        query_lane=settings.embedding_query_lane,
     )
     await embedder.start()
     return embedder
@@ -197,10 +202,18 @@ def build_state(settings: Settings, backends: Backends, metrics: Metrics) -> Sta
         steps.insert(1, FactExtraction(backends.db, extractor, memories, metrics).run)
     profiles = ProfileService(backends.db)
     eraser = UserEraser(backends.db, backends.buffer, backends.vectors, wake=lambda: outbox.wake())
+    chunks = ChunkIndexer(backends.db, backends.embedder, backends.sparse, backends.vectors)
+    documents = DocumentService(
+        backends.db,
+        backends.tokens,
+        DocumentLimits(settings.max_document_chars, settings.document_chunk_tokens, settings.document_overlap_tokens),
+        wake=lambda: outbox.wake(),
+    )
     outbox = OutboxWorker(
         backends.db,
         {
             SYNC_MEMORY: indexer.sync,
+            SYNC_DOCUMENT: chunks.sync,
             DIGEST_SESSION: SessionDigester(steps).run,
             REFRESH_PROFILE: profiles.refresh,
             ERASE_USER: eraser.erase_vectors,
@@ -252,7 +265,9 @@ def build_state(settings: Settings, backends: Backends, metrics: Metrics) -> Sta
         profiles=profiles,
         eraser=eraser,
         exporter=Exporter(backends.db),
-        importer=Importer(backends.db, backends.buffer, None, wake=outbox.wake),
+        importer=Importer(backends.db, backends.buffer, documents, wake=outbox.wake),
+        documents=documents,
+        chunks=chunks,
         retention=RetentionPolicy(
             backends.db,
             backends.buffer,

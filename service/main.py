@@ -8,7 +8,7 @@ from service.api import ops
 from service.api.openapi import install_openapi
 from service.api.problems import BodyLimitMiddleware, UnexpectedErrorMiddleware, install_problem_handlers
 from service.api.routing import operation_id
-from service.api.v1 import admin, context, governance, memories, messages, sessions, tools, users
+from service.api.v1 import admin, context, documents, governance, memories, messages, sessions, tools, users
 from service.lifespan import BuildBackends, make_lifespan, open_backends
 from service.observability.logging import configure_logging
 from service.observability.http import HttpMetricsMiddleware, RequestIdMiddleware, route_templates
@@ -37,8 +37,8 @@ def create_app(settings: Settings | None = None, build: BuildBackends = open_bac
         redoc_url=None,
     )
     for router in (
-        sessions.router, messages.router, context.router, memories.router, tools.router, users.router, governance.router,
-        admin.router,
+        sessions.router, messages.router, context.router, memories.router, documents.router, tools.router, users.router,
+        governance.router, admin.router,
     ):
         app.include_router(router, prefix="/v1")
     ops.install(app)
@@ -47,7 +47,9 @@ def create_app(settings: Settings | None = None, build: BuildBackends = open_bac
     install_openapi(app)
     install_problem_handlers(app)
     app.add_middleware(
-        BodyLimitMiddleware, limit=settings.max_request_bytes, larger={"/import": settings.max_import_bytes}
+        BodyLimitMiddleware,
+        limit=settings.max_request_bytes,
+        larger={"/import": settings.max_import_bytes, "/v1/documents": settings.max_document_request_bytes},
     )
     app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)

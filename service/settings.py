@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     embedding_batch_size: int = Field(64, ge=1, le=1024)
     embedding_threads: int | None = Field(None, ge=1, le=256, description="Torch threads; unset uses every CPU.")
     embedding_queue_size: int = Field(1024, ge=1)
+    indexing_lag_warn_seconds: float = Field(
+        60.0, gt=0, description="Oldest pending job age beyond which /readyz reports indexing as behind."
+    )
+    embedding_query_lane: bool = Field(
+        True, description="A second model instance for search queries, so they never wait behind indexing batches."
+    )
     dedup_similarity: float = Field(0.95, ge=0.0, le=1.0, description="Cosine above which a memory is a duplicate.")
 
     # --- background work -------------------------------------------------------------------
@@ -110,6 +116,12 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
     log_format: LogFormat = LogFormat.json
     default_tenant: str = Field("default", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+
+    @property
+    def max_document_request_bytes(self) -> int:
+        """The body limit of POST /v1/documents: the longest content at the worst JSON escaping
+        (6 bytes a character, ``\\uXXXX``) plus room for the rest of the body."""
+        return max(self.max_request_bytes, self.max_document_chars * 6 + 1024 * 1024)
 
     @model_validator(mode="after")
     def _no_default_secrets(self) -> Settings:

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from service.domain.auth import KeyService, Principal
 from service.domain.condense import Condenser
 from service.domain.context import ContextService
+from service.domain.documents import DocumentService
 from service.domain.erasure import UserEraser
 from service.domain.export import Exporter
 from service.domain.memories import MemoryService
@@ -101,6 +102,10 @@ def get_profiles(state: StateDep) -> ProfileService:
     return state.profiles
 
 
+def get_documents(state: StateDep) -> DocumentService:
+    return state.documents
+
+
 TenantDep = Annotated[str, Depends(get_tenant)]
 KeysDep = Annotated[KeyService, Depends(get_keys)]
 ErasureDep = Annotated[UserEraser, Depends(get_eraser)]
@@ -116,3 +121,4 @@ CondenserDep = Annotated[Condenser, Depends(get_condenser)]
 ToolsDep = Annotated[ToolRunner, Depends(get_tools)]
 UsersDep = Annotated[UserService, Depends(get_users)]
 ProfilesDep = Annotated[ProfileService, Depends(get_profiles)]
+DocumentsDep = Annotated[DocumentService, Depends(get_documents)]

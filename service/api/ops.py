@@ -9,6 +9,8 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from service.api.deps import StateDep
+from service.domain.upkeep import queue_state
+from service.lifespan import State
 from service.api.unavailable import install_unavailable_handlers
 from service.observability.metrics import render_latest
 
@@ -48,8 +50,21 @@ async def readyz(state: StateDep) -> JSONResponse:
     results = await asyncio.gather(*(_answers(c) for c in checks.values()))
     report = {name: "ok" if ok else "down" for name, ok in zip(checks, results, strict=True)}
     ready = all(results)
-    body = {"status": "ready" if ready else "not_ready", "checks": report}
+    body = {"status": "ready" if ready else "not_ready", "checks": report, "indexing": await _indexing(state)}
     return JSONResponse(body, status_code=200 if ready else 503)
+
+
+async def _indexing(state: State) -> dict[str, object]:
+    """How far background indexing lags: ``behind`` once the oldest pending job is older than
+    ``MEMORY_INDEXING_LAG_WARN_SECONDS`` (writes outpace the model). It never fails readiness:
+    taking the process out of rotation would not index any faster."""
+    try:
+        queue = await asyncio.wait_for(queue_state(state.backends.db), CHECK_TIMEOUT_SECONDS)
+    except Exception:  # noqa: BLE001 - a probe reports, it never raises
+        return {"state": "unknown"}
+    age = queue.oldest_pending_age_seconds or 0.0
+    lagging = age > state.settings.indexing_lag_warn_seconds
+    return {"state": "behind" if lagging else "ok", "pending": queue.pending, "oldest_pending_age_seconds": round(age, 3)}
 
 
 @router.get("/metrics")

@@ -3,8 +3,9 @@
 It gathers the user's profile (the client's fields, then facts: ``service.domain.profiles``), the
 session's rolling summary, the relevant long-term memories of the user across all of their sessions
 (hybrid search with the query, each episode with the neighbouring turns that complete it, each
-summary with its best sources) and the session's newest messages, then packs them by the rules of
-``service.domain.packing``.
+summary with its best sources), the chunks of knowledge documents that the same search ranks
+(the user's own documents and the namespaces the request names) and the session's newest
+messages, then packs them by the rules of ``service.domain.packing``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from service.domain.digests import Snapshot, read_snapshot
 from service.domain.messages import MessageService
 from service.domain.packing import SOURCES_PER_SUMMARY, Inputs, Item, Packed, pack
 from service.domain.profiles import Profile, read_profile
-from service.domain.search import Found, SearchQuery, SearchService
+from service.domain.search import Found, FoundChunk, SearchQuery, SearchService
 from service.embedding.text import term_set
 from service.observability.metrics import Metrics
 from service.storage.ports import Database, Repos, TokenCounter
@@ -51,6 +52,8 @@ class ContextRequest:
     max_tokens: int
     query: str | None = None
     types: tuple[str, ...] | None = None
+    #: Shared document namespaces the documents section may draw on (beside the user's own).
+    namespaces: tuple[str, ...] = ()
 
 
 def one_line(text: str) -> str:
@@ -116,6 +119,19 @@ def memory_item(
     )
 
 
+def chunk_item(hit: FoundChunk) -> Item:
+    """A document chunk, under its document's title, with the headings it stands under."""
+    place = f"[{hit.chunk.heading}] " if hit.chunk.heading else ""
+    return Item(
+        id=hit.chunk.id,
+        kind="document",
+        text=f"{place}{one_line(hit.chunk.content)}",
+        score=hit.score,
+        group=f"## {one_line(hit.document.title)}",
+        order=(hit.document.title, hit.document.id, hit.chunk.chunk_index),
+    )
+
+
 def field_line(key: str, value: object) -> str:
     shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
     return f"- {key}: {one_line(shown)}"
@@ -173,11 +189,14 @@ class ContextService:
         found, profile = await self._session(request.tenant_id, request.session_id)
         view = await self._messages.buffer(request.tenant_id, request.session_id, None, None)
         query = request.query if request.query is not None else default_query(view.messages)
-        memories = await self._memories(request, found.session.user_id, query) if query and query.strip() else []
+        memories, documents = (
+            await self._recall(request, found.session.user_id, query) if query and query.strip() else ([], [])
+        )
         inputs = Inputs(
             profile=profile,
             summary=summary_items(found.digest),
             memories=memories,
+            documents=documents,
             recent=[message_item(m) for m in view.messages],
         )
         packed = pack(inputs, request.max_tokens, self._tokens)
@@ -191,15 +210,27 @@ class ContextService:
             profile = await read_profile(repos, tenant_id, found.session.user_id, now())
         return found, profile_items(profile)
 
-    async def _memories(self, request: ContextRequest, user_id: str, query: str) -> list[Item]:
+    async def _recall(self, request: ContextRequest, user_id: str, query: str) -> tuple[list[Item], list[Item]]:
+        """Memories and document chunks for the query, from one search ranking both."""
+        search = SearchQuery(
+            tenant_id=request.tenant_id,
+            query=query,
+            user_id=user_id,
+            limit=CANDIDATES,
+            types=request.types,
+            sources=frozenset({"memories", "documents"}),
+            namespaces=request.namespaces,
+        )
         try:
-            hits = await self._search.search(
-                SearchQuery(tenant_id=request.tenant_id, query=query, user_id=user_id, limit=CANDIDATES, types=request.types)
-            )
+            hits = await self._search.search(search)
         except VectorIndexUnreachable:
             # Recall is down: the chatbot still gets its profile, summary and recent messages.
             log.warning("vector index unreachable: context without recalled memories")
-            return []
+            return [], []
+        chunks = [chunk_item(h) for h in hits if isinstance(h, FoundChunk)]
+        return await self._memories(request, [h for h in hits if isinstance(h, Found)], query), chunks
+
+    async def _memories(self, request: ContextRequest, hits: list[Found], query: str) -> list[Item]:
         stems = term_set(query)
         async with self._db.transaction() as repos:
             neighbours = await self._neighbours(repos, request.tenant_id, hits[:WITH_NEIGHBOURS], stems)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from service.storage.errors import InvalidCursor
+
 
 class DomainError(Exception):
     status: int = 400
@@ -58,3 +63,12 @@ class IdempotencyConflict(DomainError):
     """The same ``Idempotency-Key`` is still being answered for an earlier request."""
 
     status, code, title = 409, "idempotency_in_progress", "Conflict"
+
+
+@contextmanager
+def checked_cursor() -> Iterator[None]:
+    """A listing's cursor that the store refuses (another listing's, or garbage) is a 422."""
+    try:
+        yield
+    except InvalidCursor as exc:
+        raise InvalidInput(str(exc)) from exc

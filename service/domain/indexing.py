@@ -6,7 +6,6 @@ import math
 from collections.abc import Sequence
 
 from service.domain.clock import now
-from service.domain.ranking import IndexTexts, index_texts
 from service.storage.ports import Database, Embedder, SparseEncoder, VectorIndex
 from service.storage.records import MemoryRecord, VectorPoint
 
@@ -50,18 +49,19 @@ class Indexer:
         self._vectors = vectors
 
     @staticmethod
-    def texts(memory: MemoryRecord) -> IndexTexts:
-        """What is embedded and BM25-encoded: the content (speaker and neighbours count at query time)."""
-        return index_texts(memory.content, speaker=memory.speaker)
+    def text(memory: MemoryRecord) -> str:
+        """What is embedded and BM25-encoded: the content alone (who spoke and the neighbouring
+        turns count at query time, through the payload: ``service.domain.ranking``)."""
+        return memory.content.strip()
 
     async def upsert(self, memories: Sequence[MemoryRecord], dense: Sequence[list[float]] | None = None) -> None:
         """Write these memories' points; ``dense`` saves re-embedding when the caller has vectors."""
         if not memories:
             return
-        texts = [self.texts(m) for m in memories]
-        vectors = dense or await self._embedder.embed([t.dense for t in texts])
+        texts = [self.text(m) for m in memories]
+        vectors = dense or await self._embedder.embed(texts)
         points = [
-            VectorPoint(id=m.id, dense=list(v), sparse=self._sparse.encode_document(t.sparse), payload=payload(m))
+            VectorPoint(id=m.id, dense=list(v), sparse=self._sparse.encode_document(t), payload=payload(m))
             for m, t, v in zip(memories, texts, vectors, strict=True)
         ]
         await self._vectors.upsert(points)

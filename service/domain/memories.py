@@ -11,12 +11,11 @@ from uuid import uuid4
 
 from service.domain import records
 from service.domain.clock import as_utc, now
-from service.domain.errors import InvalidInput, LimitExceeded, NotFound
+from service.domain.errors import InvalidInput, LimitExceeded, NotFound, checked_cursor
 from service.domain.indexing import SYNC_MEMORY, Indexer
 from service.domain.novelty import new_information
 from service.domain.profiles import queue_refresh
 from service.embedding.text import keywords as extract_keywords
-from service.storage.errors import InvalidCursor
 from service.storage.ports import Database, Embedder, Repos, VectorIndex
 from service.storage.records import MemoryQuery, MemoryRecord, MemoryVersion, Page, VectorFilter, VectorQuery
 
@@ -93,7 +92,7 @@ async def record_created(repos: Repos, memories: Sequence[MemoryRecord]) -> list
         return []
     tenant = memories[0].tenant_id
     await repos.memories.insert_many(memories)
-    await repos.memories.add_versions(tenant, [records.version(m, CREATED, {}, m.created_at) for m in memories])
+    await repos.versions.add(tenant, [records.version(m, CREATED, {}, m.created_at) for m in memories])
     await queue_refresh(repos, memories)
     return await repos.jobs.enqueue(tenant, SYNC_MEMORY, [m.id for m in memories])
 
@@ -143,7 +142,7 @@ class MemoryService:
         self._check(batch)
         at = now()
         candidates = [build(tenant_id, new, at) for new in batch]
-        vectors = await self._embedder.embed([self._indexer.texts(m).dense for m in candidates])
+        vectors = await self._embedder.embed([self._indexer.text(m) for m in candidates])
         near = await self._near_duplicates(candidates, vectors, at)
         outcomes: list[Outcome] = []
         created: list[tuple[MemoryRecord, list[float]]] = []
@@ -233,7 +232,7 @@ class MemoryService:
             await repos.memories.replace(memory)
         except LookupError as exc:  # deleted by another request since it was read
             raise NotFound(f"memory {memory.id!r} not found") from exc
-        await repos.memories.add_versions(
+        await repos.versions.add(
             memory.tenant_id, [records.version(memory, op, records.diff(previous, memory), memory.updated_at)]
         )
         await repos.jobs.enqueue(memory.tenant_id, SYNC_MEMORY, [memory.id])
@@ -259,11 +258,9 @@ class MemoryService:
         return found[0]
 
     async def list(self, query: MemoryQuery) -> Page[MemoryRecord]:
-        try:
+        with checked_cursor():
             async with self._db.transaction() as repos:
                 return await repos.memories.list(query)
-        except InvalidCursor as exc:
-            raise InvalidInput(str(exc)) from exc
 
     async def update(
         self, tenant_id: str, memory_id: str, changes: dict[str, Any], source_ids: Sequence[str] = ()
@@ -312,7 +309,7 @@ class MemoryService:
 
     async def history(self, tenant_id: str, memory_id: str) -> list[MemoryVersion]:
         async with self._db.transaction() as repos:
-            versions = await repos.memories.history(tenant_id, memory_id)
+            versions = await repos.versions.history(tenant_id, memory_id)
         if not versions:
             raise NotFound(f"memory {memory_id!r} not found")
         return versions
@@ -328,6 +325,6 @@ async def remove(repos: Repos, memories: Sequence[MemoryRecord], op: str, at: da
     ]
     await repos.memories.delete_many(tenant, [m.id for m in memories])
     await repos.terms.delete(tenant, [m.id for m in memories])
-    await repos.memories.add_versions(tenant, tombstones)
+    await repos.versions.add(tenant, tombstones)
     await repos.jobs.enqueue(tenant, SYNC_MEMORY, [m.id for m in memories])
     await queue_refresh(repos, memories)

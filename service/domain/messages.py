@@ -10,9 +10,8 @@ from typing import Any, Protocol
 from uuid import uuid4
 
 from service.domain.clock import as_utc, now
-from service.domain.errors import InvalidInput, LimitExceeded, NotFound
+from service.domain.errors import InvalidInput, LimitExceeded, NotFound, checked_cursor
 from service.domain.sessions import buffer_key, drop_buffer
-from service.storage.errors import InvalidCursor
 from service.storage.ports import Database, MessageBuffer, Repos, TokenCounter
 from service.storage.records import BufferedMessage, MessageQuery, MessageRecord, Page, SessionRecord
 
@@ -170,13 +169,11 @@ class MessageService:
             await drop_buffer(self._buffer, key)
 
     async def history(self, query: MessageQuery) -> Page[MessageRecord]:
-        try:
+        with checked_cursor():
             async with self._db.transaction() as repos:
                 if await repos.sessions.get(query.tenant_id, query.session_id) is None:
                     raise NotFound(f"session {query.session_id!r} not found")
                 return await repos.messages.list(query)
-        except InvalidCursor as exc:
-            raise InvalidInput(str(exc)) from exc
 
     async def buffer(
         self, tenant_id: str, session_id: str, last_n: int | None, max_tokens: int | None

@@ -1,10 +1,11 @@
 """Packing a prompt into a token budget: pure functions over plain items, no I/O.
 
-The prompt has up to four sections, in this order, each under a heading:
+The prompt has up to five sections, in this order, each under a heading:
 
     # Profile            the user's profile facts, one per line
     # Summary            the session's rolling summary (whole sentences, one line each)
     # Memories           relevant long-term memories, grouped under date headers
+    # Documents          relevant chunks of knowledge documents, under their document's title
     # Recent messages    the newest messages of the session, under date headers
 
 Lines read ``<speaker>: <text>``; a memory that nobody said carries its kind instead
@@ -15,12 +16,15 @@ Budget rules (``pack``). Items are taken whole or not at all, in this order of c
 1. the newest messages, newest first, while they fit in ``RECENT_SHARE`` of the budget;
 2. profile lines, by rank, within ``PROFILE_SHARE``;
 3. rolling-summary lines, newest first, within ``SUMMARY_SHARE``;
-4. memories, best score first, in whatever is left: a memory that does not fit is skipped and
+4. document chunks, best score first, within ``DOCUMENTS_SHARE`` (one that does not fit is
+   skipped, smaller ones may still enter);
+5. memories, best score first, in whatever is left: a memory that does not fit is skipped and
    smaller ones may still enter; when one is taken, its companions (the neighbouring turns that
    complete it, the best sources of a summary) become candidates at a lower score; at most
    ``SOURCES_PER_SUMMARY`` raw memories enter beside a summary that covers them (the summary
    stands for the rest); an item whose text nearly repeats one already taken is folded away;
-5. older messages of the session, newest first, while they still fit.
+6. more document chunks, best first, in whatever memories left;
+7. older messages of the session, newest first, while they still fit.
 
 Costs are token counts of the lines and headers; the rendered prompt is then counted exactly and,
 should it still exceed the budget, the last-claimed items are dropped until it fits.
@@ -36,19 +40,21 @@ from typing import Literal
 from service.embedding.text import term_set
 from service.storage.ports import TokenCounter
 
-SectionName = Literal["profile", "summary", "memories", "recent"]
-ItemKind = Literal["memory", "message", "summary", "field"]
+SectionName = Literal["profile", "summary", "memories", "documents", "recent"]
+ItemKind = Literal["memory", "message", "summary", "field", "document"]
 
-SECTIONS: tuple[SectionName, ...] = ("profile", "summary", "memories", "recent")
+SECTIONS: tuple[SectionName, ...] = ("profile", "summary", "memories", "documents", "recent")
 TITLES: dict[SectionName, str] = {
     "profile": "# Profile",
     "summary": "# Summary of earlier conversation",
     "memories": "# Memories",
+    "documents": "# Documents",
     "recent": "# Recent messages",
 }
 RECENT_SHARE = 0.4
 PROFILE_SHARE = 0.1
 SUMMARY_SHARE = 0.2
+DOCUMENTS_SHARE = 0.2
 SOURCES_PER_SUMMARY = 2
 #: Jaccard similarity of two lines' stems above which the later one is folded away.
 NEAR_DUPLICATE = 0.8
@@ -79,6 +85,7 @@ class Inputs:
     summary: Sequence[Item] = ()  # oldest first
     memories: Sequence[Item] = ()  # best first
     recent: Sequence[Item] = ()  # oldest first
+    documents: Sequence[Item] = ()  # best first
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,7 +263,9 @@ def pack(inputs: Inputs, max_tokens: int, tokens: TokenCounter) -> Packed:
     _take_run(claims, "recent", newest_first, int(max_tokens * RECENT_SHARE))
     _take_best(claims, "profile", inputs.profile, claims.used + int(max_tokens * PROFILE_SHARE))
     _take_run(claims, "summary", reversed(inputs.summary), claims.used + int(max_tokens * SUMMARY_SHARE))
+    _take_best(claims, "documents", inputs.documents, claims.used + int(max_tokens * DOCUMENTS_SHARE))
     _MemoryPicker(claims, max_tokens).run([m for m in inputs.memories if m.id not in claims.ids])
+    _take_best(claims, "documents", inputs.documents, max_tokens)
     _take_run(claims, "recent", newest_first, max_tokens)
     prompt = _fit(claims, max_tokens)
     sections = []

@@ -18,6 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from service.domain.clock import now as clock_now
 from service.domain.condense import index_terms
+from service.domain.documents import NewDocument
 from service.domain.errors import InvalidInput
 from service.domain.indexing import SYNC_MEMORY
 from service.domain.records import content_hash
@@ -49,9 +50,24 @@ _LINE: TypeAdapter[Line] = TypeAdapter(Line)
 
 
 class DocumentRestorer(Protocol):
-    async def restore(self, tenant_id: str, user_id: str, document: DocumentLine) -> bool:
+    async def restore(self, tenant_id: str, new: NewDocument) -> bool:
         """Keep the document (chunked and queued for indexing) unless its id is there; True if new."""
         ...
+
+
+def restored_document(user_id: str, line: DocumentLine) -> NewDocument:
+    """An exported document of ``user_id`` as it is written back (same id, sizes and times)."""
+    return NewDocument(
+        id=line.id,
+        title=line.title,
+        content=line.content,
+        user_id=user_id,
+        metadata=line.metadata,
+        chunk_tokens=line.chunk_tokens,
+        overlap_tokens=line.overlap_tokens,
+        created_at=line.created_at,
+        updated_at=line.updated_at,
+    )
 
 
 def _reject_constant(name: str) -> float:
@@ -111,7 +127,7 @@ class Importer:
         self,
         db: Database,
         buffer: MessageBuffer,
-        documents: DocumentRestorer | None,
+        documents: DocumentRestorer,
         wake: Callable[[], None],
     ) -> None:
         self._db = db
@@ -143,9 +159,7 @@ class Importer:
             documents = [line for _, line in batch if isinstance(line, DocumentLine)]
         run.tally.skipped["user"] += sum(1 for _, line in batch if line.kind == "user")
         for document in documents:
-            if self._documents is None:
-                raise InvalidInput("this service cannot import documents")
-            new = await self._documents.restore(run.tenant_id, run.user_id, document)
+            new = await self._documents.restore(run.tenant_id, restored_document(run.user_id, document))
             run.tally.add("document", int(new), 1)
         self._wake()
 

@@ -9,16 +9,26 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 
-from service.domain import ranking
+from service.domain import query_plan, ranking
 from service.domain.clock import now
+from service.domain.document_index import is_chunk
 from service.domain.indexing import payload
 from service.domain.memories import alive
 from service.embedding.text import term_set
 from service.observability.metrics import Metrics
 from service.storage.ports import Database, Embedder, SparseEncoder, VectorIndex
-from service.storage.records import MemoryRecord, VectorFilter, VectorHit, VectorQuery
+from service.storage.records import (
+    ChunkRecord,
+    DocumentRecord,
+    MemoryRecord,
+    SparseVector,
+    VectorFilter,
+    VectorHit,
+    VectorQuery,
+)
 
 Mode = Literal["hybrid", "semantic", "keyword"]
+Source = Literal["memories", "documents"]
 
 #: Memories the keyword index may add to one search's candidates.
 INDEXED_CANDIDATES = 20
@@ -41,6 +51,9 @@ class SearchQuery:
     params: ranking.RankingParams = field(default_factory=ranking.RankingParams)
     mmr_lambda: float | None = None
     min_score: float | None = None
+    #: What to search: the user's memories, and chunks of their documents and of ``namespaces``.
+    sources: frozenset[Source] = frozenset({"memories"})
+    namespaces: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +61,19 @@ class Found:
     memory: MemoryRecord
     score: float
     parts: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class FoundChunk:
+    """A hit in a knowledge document: the chunk and the document it belongs to."""
+
+    chunk: ChunkRecord
+    document: DocumentRecord
+    score: float
+    parts: dict[str, float]
+
+
+Hit = Found | FoundChunk
 
 
 def mmr(
@@ -101,29 +127,41 @@ class SearchService:
             alive_at=at.timestamp(),
         )
 
+    @staticmethod
+    def _document_filter(q: SearchQuery) -> VectorFilter:
+        """Chunks of the user's own documents and of the namespaces the query may read."""
+        return VectorFilter(tenant_id=q.tenant_id, user_id=q.user_id, source="document", namespaces=q.namespaces)
+
     async def _timed(self, mode: str, query: VectorQuery) -> list[VectorHit]:
         started = time.perf_counter()
         hits = await self._vectors.search(query)
         self._metrics.observe_vector_search(mode, time.perf_counter() - started)
         return hits
 
-    async def _dense(self, q: SearchQuery, text: str, where: VectorFilter, k: int) -> list[ranking.Candidate]:
-        if q.mode == "keyword":
-            return []
-        [vector] = await self._embedder.embed([text])
-        return _candidates(await self._timed("dense", VectorQuery(filter=where, limit=k, dense=vector)))
+    async def _probes(self, q: SearchQuery, text: str) -> tuple[list[float] | None, SparseVector | None]:
+        """The query's dense vector (not for keyword mode) and sparse vector (not for semantic mode)."""
+        dense = None if q.mode == "keyword" else (await self._embedder.embed_query([text]))[0]
+        sparse = None if q.mode == "semantic" else self._sparse.encode_query(text)
+        return dense, sparse if sparse is not None and sparse.indices else None
 
-    async def _keyword(self, q: SearchQuery, text: str, where: VectorFilter, k: int) -> list[ranking.Candidate]:
-        sparse = self._sparse.encode_query(text)
-        if q.mode == "semantic" or not sparse.indices:
-            return []
-        return _candidates(await self._timed("sparse", VectorQuery(filter=where, limit=k, sparse=sparse)))
+    async def _hits(
+        self, where: VectorFilter, dense: list[float] | None, sparse: SparseVector | None, k: int
+    ) -> tuple[list[ranking.Candidate], list[ranking.Candidate]]:
+        """The engine's dense and sparse hits under one filter."""
+        async def run(mode: str, query: VectorQuery | None) -> list[ranking.Candidate]:
+            return _candidates(await self._timed(mode, query)) if query is not None else []
 
-    async def _plan(self, q: SearchQuery) -> ranking.QueryPlan:
+        found = await asyncio.gather(
+            run("dense", VectorQuery(filter=where, limit=k, dense=dense) if dense is not None else None),
+            run("sparse", VectorQuery(filter=where, limit=k, sparse=sparse) if sparse is not None else None),
+        )
+        return found[0], found[1]
+
+    async def _plan(self, q: SearchQuery) -> query_plan.QueryPlan:
         """Read the query against the user's known speakers (so a named person is matched, not searched)."""
         async with self._db.transaction() as repos:
             speakers = await repos.memories.speakers(q.tenant_id, q.user_id)
-        return ranking.plan_query(q.query, speakers)
+        return query_plan.plan_query(q.query, speakers)
 
     async def _indexed(self, q: SearchQuery, text: str, where: VectorFilter) -> list[ranking.Candidate]:
         """Memories the keyword index files under the query's terms (summaries by topic), with the
@@ -140,30 +178,76 @@ class SearchService:
             if matches(m, where)
         ]
 
-    async def search(self, q: SearchQuery) -> list[Found]:
+    async def _memory_candidates(
+        self, q: SearchQuery, text: str, where: VectorFilter, probes: tuple[list[float] | None, SparseVector | None], k: int
+    ) -> tuple[list[ranking.Candidate], list[ranking.Candidate]]:
+        (dense, sparse), indexed = await asyncio.gather(self._hits(where, *probes, k), self._indexed(q, text, where))
+        return dense, with_indexed(sparse, indexed)
+
+    async def search(self, q: SearchQuery) -> list[Hit]:
+        """The best ``q.limit`` hits of the query's sources, memories and chunks ranked together
+        (one fusion over both, so their scores compare)."""
         started = time.perf_counter()
         at = now()
         where = self._filter(q, at)
         k = max(self._candidates, q.limit * 3)
         plan = await self._plan(q)
-        dense, sparse, indexed = await asyncio.gather(
-            self._dense(q, plan.search_text, where, k),
-            self._keyword(q, plan.search_text, where, k),
-            self._indexed(q, plan.search_text, where),
-        )
-        sparse = with_indexed(sparse, indexed)
+        probes = await self._probes(q, plan.search_text)
+        sides = []
+        if "memories" in q.sources:
+            sides.append(self._memory_candidates(q, plan.search_text, where, probes, k))
+        if "documents" in q.sources:
+            sides.append(self._hits(self._document_filter(q), *probes, k))
+        found = await asyncio.gather(*sides)
+        dense = [c for side, _ in found for c in side]
+        sparse = [c for _, side in found for c in side]
         ranked = ranking.rank(plan, dense, sparse, q.params, now=at.timestamp())
         if q.min_score is not None:
             ranked = [r for r in ranked if r.score >= q.min_score]
         shortlist = ranked[: q.limit * 3 if q.mmr_lambda is not None else q.limit + 5]
-        async with self._db.transaction() as repos:
-            rows = {m.id: m for m in await repos.memories.get_many(q.tenant_id, [r.id for r in shortlist])}
-        live = [r for r in shortlist if r.id in rows and alive(rows[r.id], at)]
+        records = await self._records(q.tenant_id, shortlist, at)
+        live = [r for r in shortlist if r.id in records]
         if q.mmr_lambda is not None and live:
-            embedded = await self._embedder.embed([rows[r.id].content for r in live])
+            embedded = await self._embedder.embed_query([_content(records[r.id]) for r in live])
             live = mmr(live, {r.id: v for r, v in zip(live, embedded, strict=True)}, q.mmr_lambda, q.limit)
         self._metrics.observe_search(q.mode, time.perf_counter() - started)
-        return [Found(rows[r.id], r.score, asdict(r.parts)) for r in live[: q.limit]]
+        return [_hit(records[r.id], r) for r in live[: q.limit]]
+
+    async def memories(self, q: SearchQuery) -> list[Found]:
+        """Memories only, whatever ``q.sources`` says (for callers that want no document hits)."""
+        hits = await self.search(replace(q, sources=frozenset({"memories"})))
+        return [h for h in hits if isinstance(h, Found)]
+
+    async def _records(
+        self, tenant_id: str, shortlist: Sequence[ranking.RankedMemory], at: datetime
+    ) -> dict[str, MemoryRecord | tuple[ChunkRecord, DocumentRecord]]:
+        """The shortlist's rows from SQL, the source of truth (a memory that expired or a chunk whose
+        document went since the index was written is left out)."""
+        chunk_ids = [r.id for r in shortlist if is_chunk(r.payload)]
+        memory_ids = [r.id for r in shortlist if not is_chunk(r.payload)]
+        out: dict[str, MemoryRecord | tuple[ChunkRecord, DocumentRecord]] = {}
+        async with self._db.transaction() as repos:
+            out.update((m.id, m) for m in await repos.memories.get_many(tenant_id, memory_ids) if alive(m, at))
+            chunks = await repos.documents.chunks_by_id(tenant_id, chunk_ids)
+            documents: dict[str, DocumentRecord | None] = {}
+            for chunk in chunks:
+                if chunk.document_id not in documents:
+                    documents[chunk.document_id] = await repos.documents.get(tenant_id, chunk.document_id)
+                document = documents[chunk.document_id]
+                if document is not None:
+                    out[chunk.id] = (chunk, document)
+        return out
+
+
+def _content(record: MemoryRecord | tuple[ChunkRecord, DocumentRecord]) -> str:
+    return record[0].content if isinstance(record, tuple) else record.content
+
+
+def _hit(record: MemoryRecord | tuple[ChunkRecord, DocumentRecord], ranked: ranking.RankedMemory) -> Hit:
+    if isinstance(record, tuple):
+        chunk, document = record
+        return FoundChunk(chunk, document, ranked.score, asdict(ranked.parts))
+    return Found(record, ranked.score, asdict(ranked.parts))
 
 
 def matches(memory: MemoryRecord, where: VectorFilter) -> bool:

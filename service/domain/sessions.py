@@ -9,9 +9,8 @@ from typing import Any
 from uuid import uuid4
 
 from service.domain.clock import now
-from service.domain.errors import Conflict, InvalidInput, NotFound
+from service.domain.errors import Conflict, InvalidInput, NotFound, checked_cursor
 from service.domain.memories import remove
-from service.storage.errors import InvalidCursor
 from service.storage.ports import Database, MessageBuffer
 from service.storage.records import Page, SessionChanges, SessionQuery, SessionRecord
 
@@ -75,11 +74,9 @@ class SessionService:
                     raise InvalidInput(f"{field}: session {session_id!r} does not exist")
 
     async def list(self, query: SessionQuery) -> Page[SessionRecord]:
-        try:
+        with checked_cursor():
             async with self._db.transaction() as repos:
                 return await repos.sessions.list(query)
-        except InvalidCursor as exc:
-            raise InvalidInput(str(exc)) from exc
 
     async def update(self, tenant_id: str, session_id: str, changes: SessionChanges) -> SessionRecord:
         async with self._db.transaction() as repos:

@@ -149,7 +149,7 @@ def parse_arguments(tool: Tool, arguments: dict[str, Any] | str) -> _Args:
 
 
 async def _search_memory(runner: ToolRunner, session: SessionRecord, args: SearchMemoryArgs) -> ToolResult:
-    found = await runner.search.search(
+    found = await runner.search.memories(
         SearchQuery(
             tenant_id=session.tenant_id,
             query=args.query,

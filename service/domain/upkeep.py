@@ -17,7 +17,7 @@ async def purge_expired(db: Database, batch: int = 500) -> int:
     """Delete expired memories (tombstoned as ``expired``) and queue their vectors for removal."""
     at = now()
     async with db.transaction() as repos:
-        expired = await repos.memories.expired(at, batch)
+        expired = await repos.upkeep.expired(at, batch)
         by_tenant: dict[str, list[MemoryRecord]] = defaultdict(list)
         for memory in expired:
             by_tenant[memory.tenant_id].append(memory)
@@ -29,7 +29,7 @@ async def purge_expired(db: Database, batch: int = 500) -> int:
 async def refresh_state_gauges(db: Database, metrics: Metrics) -> None:
     """One grouped count per refresh interval (not per scrape)."""
     async with db.transaction() as repos:
-        by_type = await repos.memories.count_by_type()
+        by_type = await repos.upkeep.count_by_type()
         sessions, messages = await repos.sessions.count(), await repos.messages.count()
     metrics.set_state_counts(sessions, messages, by_type)
 

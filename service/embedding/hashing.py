@@ -36,6 +36,10 @@ class HashingEmbedder:
         """One unit-length vector per text, in order."""
         return [self.vector(text) for text in texts]
 
+    async def embed_query(self, texts: Sequence[str]) -> list[list[float]]:
+        """The same vectors (there is no queue to jump)."""
+        return await self.embed(texts)
+
     async def close(self) -> None:
         """Nothing to release."""
 

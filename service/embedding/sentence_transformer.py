@@ -1,9 +1,15 @@
 """Dense embeddings from a sentence-transformers model, batched across concurrent requests.
 
-``embed`` puts each text on a bounded queue and awaits a future. One consumer task takes up to
-``batch_size`` queued texts, whichever requests they came from, runs the model in a dedicated
-worker thread so the event loop stays free, and hands every request its own vectors. The
-caller owns the lifecycle: ``start`` after construction, ``close`` at shutdown.
+A lane puts each text on a bounded queue and awaits a future. One consumer task takes up to
+``batch_size`` queued texts, whichever requests they came from, runs the model in the lane's
+own worker thread so the event loop stays free, and hands every request its own vectors.
+
+The embedder has two lanes: ``embed`` (indexing, deduplication: throughput) and ``embed_query``
+(a search's query: latency). Given a second model instance, the query lane runs it in its own
+thread, so a query is encoded at once, beside an indexing batch, instead of waiting behind
+batches that take a few hundred milliseconds each; two instances, because a tokenizer must not
+be shared between threads. Without one, queries share the indexing lane.
+The caller owns the lifecycle: ``start`` after construction, ``close`` at shutdown.
 """
 
 from __future__ import annotations
@@ -94,7 +100,7 @@ class _Item:
 
 
 class SentenceTransformerEmbedder:
-    """An ``Embedder`` that batches concurrent requests and runs the model off the event loop."""
+    """An ``Embedder`` with an indexing lane and (given ``query_model``) a query lane."""
 
     def __init__(
         self,
@@ -103,17 +109,14 @@ class SentenceTransformerEmbedder:
         batch_size: int = 64,
         queue_size: int = 1024,
         on_batch: BatchHook | None = None,
+        query_model: SentenceEncoder | None = None,
     ) -> None:
-        if batch_size < 1 or queue_size < 1:
-            raise ValueError("batch_size and queue_size must be at least 1")
-        self._model = model
-        self._dimension = _dimension_of(model)
-        self._batch_size = batch_size
-        self._on_batch = on_batch
-        self._queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=queue_size)
-        self._executor: ThreadPoolExecutor | None = None
-        self._consumer: asyncio.Task[None] | None = None
-        self._closed = False
+        self._bulk = _Lane(model, "embedder", batch_size=batch_size, queue_size=queue_size, on_batch=on_batch)
+        self._query = self._bulk
+        if query_model is not None:
+            if _dimension_of(query_model) != self._bulk.dimension:
+                raise ValueError("the query model's dimension differs from the model's")
+            self._query = _Lane(query_model, "query-embedder", batch_size=batch_size, queue_size=queue_size, on_batch=on_batch)
 
     @classmethod
     async def load(
@@ -124,14 +127,62 @@ class SentenceTransformerEmbedder:
         queue_size: int = 1024,
         on_batch: BatchHook | None = None,
         threads: int | None = None,
+        query_lane: bool = True,
     ) -> Self:
-        """Resolve and load the model in a thread; the embedder still has to be started."""
-        model = await asyncio.to_thread(load_model, resolve_model(name), threads=threads)
-        return cls(model, batch_size=batch_size, queue_size=queue_size, on_batch=on_batch)
+        """Resolve and load the model in a thread (twice with ``query_lane``); still to be started."""
+        path = resolve_model(name)
+        model = await asyncio.to_thread(load_model, path, threads=threads)
+        query_model = await asyncio.to_thread(load_model, path, threads=threads) if query_lane else None
+        return cls(model, batch_size=batch_size, queue_size=queue_size, on_batch=on_batch, query_model=query_model)
 
     @property
     def dimension(self) -> int:
-        return self._dimension
+        return self._bulk.dimension
+
+    @property
+    def has_query_lane(self) -> bool:
+        return self._query is not self._bulk
+
+    async def start(self) -> None:
+        await self._bulk.start()
+        await self._query.start()
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """Unit-length vectors for ``texts``, in order, on the indexing lane."""
+        return await self._bulk.embed(texts)
+
+    async def embed_query(self, texts: Sequence[str]) -> list[list[float]]:
+        """Like ``embed``, on the query lane: not queued behind indexing work."""
+        return await self._query.embed(texts)
+
+    async def close(self) -> None:
+        await self._query.close()
+        await self._bulk.close()
+
+
+class _Lane:
+    """One queue, one batching consumer task and one worker thread running one model."""
+
+    def __init__(
+        self,
+        model: SentenceEncoder,
+        name: str,
+        *,
+        batch_size: int = 64,
+        queue_size: int = 1024,
+        on_batch: BatchHook | None = None,
+    ) -> None:
+        if batch_size < 1 or queue_size < 1:
+            raise ValueError("batch_size and queue_size must be at least 1")
+        self._model = model
+        self._name = name
+        self.dimension = _dimension_of(model)
+        self._batch_size = batch_size
+        self._on_batch = on_batch
+        self._queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=queue_size)
+        self._executor: ThreadPoolExecutor | None = None
+        self._consumer: asyncio.Task[None] | None = None
+        self._closed = False
 
     async def start(self) -> None:
         """Start the worker thread and the batching consumer task."""
@@ -139,8 +190,8 @@ class SentenceTransformerEmbedder:
             raise EmbedderClosedError("embedder was closed; create a new one")
         if self._consumer is not None:
             return
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder")
-        self._consumer = asyncio.create_task(self._consume(), name="embedding-batcher")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self._name)
+        self._consumer = asyncio.create_task(self._consume(), name=f"{self._name}-batcher")
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """Unit-length vectors for ``texts``, in order; waits when the queue is full."""

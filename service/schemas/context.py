@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from service.schemas.common import RequestModel
+from service.schemas.common import ClientId, RequestModel
 from service.schemas.memories import MAX_QUERY_CHARS, Memory, MemoryType
 from service.schemas.validators import NonBlank
 
@@ -20,20 +20,25 @@ class ContextRequest(RequestModel):
         None, description="What to recall memories for (not blank); the session's latest user message when absent."
     )
     types: list[MemoryType] | None = Field(None, max_length=16, description="Only long-term memories of these types.")
+    namespaces: list[ClientId] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Shared document namespaces the documents section may draw on (beside the user's own documents).",
+    )
 
 
 class ContextItem(BaseModel):
     id: str = Field(
         description="The memory's or message's id (a rolling-summary line: '<session>#summary-<n>'; "
-        "a profile field: '<user>#field-<key>')."
+        "a profile field: '<user>#field-<key>'; a document chunk: the chunk's id)."
     )
-    kind: Literal["memory", "message", "summary", "field"]
+    kind: Literal["memory", "message", "summary", "field", "document"]
     tokens: int = Field(description="Tokens of the item's line.")
     score: float | None = Field(description="Its relevance for memories (hybrid score), null otherwise.")
 
 
 class ContextSection(BaseModel):
-    name: Literal["profile", "summary", "memories", "recent"]
+    name: Literal["profile", "summary", "memories", "documents", "recent"]
     text: str = Field(description="The section as it stands in the prompt, heading included ('' when empty).")
     tokens: int
     items: list[ContextItem]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints, model_validator
 
+from service.domain.ranking import RankingParams
 from service.schemas.common import ClientId, Metadata, RecordModel, RequestModel
 from service.schemas.validators import (
     HttpUrl,
@@ -144,17 +146,38 @@ class MemoryHistory(BaseModel):
     versions: list[MemoryVersion]
 
 
+_DEFAULT = RankingParams()  # the one source of the tuned defaults
+
+
 class SearchWeights(RequestModel):
     """How much each score part counts; the defaults are the tuned recipe (see the README)."""
 
-    semantic: float = Field(1.0, ge=0.0, le=10.0)
-    keyword: float = Field(1.0, ge=0.0, le=10.0)
-    speaker: float = Field(1.0, ge=0.0, le=10.0, description="Memories said by a person the query names.")
-    date: float = Field(0.8, ge=0.0, le=10.0, description="Memories from a date the query mentions.")
-    context: float = Field(0.9, ge=0.0, le=10.0, description="Memories whose neighbouring turns match the query.")
-    recency: float = Field(0.0, ge=0.0, le=10.0, description="Newer event times.")
-    recency_half_life_days: float = Field(30.0, gt=0.0, le=36500.0)
-    importance: float = Field(0.0, ge=0.0, le=10.0, description="The memory's importance.")
+    semantic: float = Field(_DEFAULT.semantic_weight, ge=0.0, le=10.0)
+    keyword: float = Field(_DEFAULT.keyword_weight, ge=0.0, le=10.0)
+    speaker: float = Field(
+        _DEFAULT.speaker_weight, ge=0.0, le=10.0, description="Memories said by a person the query names."
+    )
+    date: float = Field(_DEFAULT.date_weight, ge=0.0, le=10.0, description="Memories from a date the query mentions.")
+    context: float = Field(
+        _DEFAULT.context_weight, ge=0.0, le=10.0, description="Memories whose neighbouring turns match the query."
+    )
+    recency: float = Field(_DEFAULT.recency_weight, ge=0.0, le=10.0, description="Newer event times.")
+    recency_half_life_days: float = Field(_DEFAULT.recency_half_life_days, gt=0.0, le=36500.0)
+    importance: float = Field(_DEFAULT.importance_weight, ge=0.0, le=10.0, description="The memory's importance.")
+
+    def params(self) -> RankingParams:
+        """These weights as the fusion's parameters (the rest keep their defaults)."""
+        return replace(
+            _DEFAULT,
+            semantic_weight=self.semantic,
+            keyword_weight=self.keyword,
+            speaker_weight=self.speaker,
+            date_weight=self.date,
+            context_weight=self.context,
+            recency_weight=self.recency,
+            recency_half_life_days=self.recency_half_life_days,
+            importance_weight=self.importance,
+        )
 
 
 class SearchRequest(RequestModel):
@@ -175,6 +198,15 @@ class SearchRequest(RequestModel):
     weights: SearchWeights = Field(default_factory=SearchWeights)
     mmr: float | None = Field(None, ge=0.0, le=1.0, description="MMR lambda for diversity (1 = pure relevance).")
     min_score: float | None = Field(None, description="Drop results scoring below this.")
+    sources: list[Literal["memories", "documents"]] = Field(
+        default_factory=lambda: ["memories"], min_length=1, max_length=2,
+        description="What to search: the user's memories, and chunks of knowledge documents (the user's own "
+        "and those of `namespaces`). Memory filters (session, agent, types, topics, metadata, after, before) "
+        "apply to memories only.",
+    )
+    namespaces: list[ClientId] = Field(
+        default_factory=list, max_length=32, description="Shared document namespaces this search may read."
+    )
 
     @model_validator(mode="after")
     def _window(self) -> SearchRequest:
@@ -195,13 +227,33 @@ class ScoreParts(BaseModel):
 
 
 class SearchHit(BaseModel):
+    """A search hit among the user's memories."""
+
+    source: Literal["memory"] = "memory"
     memory: Memory
     score: float
     parts: ScoreParts
 
 
+class DocumentHit(BaseModel):
+    """A search hit in a knowledge document: one of its chunks."""
+
+    source: Literal["document"] = "document"
+    score: float
+    parts: ScoreParts = Field(description="Document chunks score on the semantic and keyword parts only.")
+    content: str
+    document_id: str
+    title: str
+    chunk_index: int
+    chunk_id: str
+    heading: str = Field(description="The headings the chunk stands under ('' for none).")
+    namespace: str | None = Field(description="The shared namespace it came from; null for the user's own.")
+
+
 class SearchResults(BaseModel):
-    items: list[SearchHit]
+    items: list[Annotated[SearchHit | DocumentHit, Field(discriminator="source")]] = Field(
+        description="Best first; memories and document chunks ranked together."
+    )
 
 
 class FailedJob(BaseModel):

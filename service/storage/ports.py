@@ -82,6 +82,8 @@ class MessageRepo(Protocol):
 
 
 class MemoryRepo(Protocol):
+    """Memories on the request path: write, read, find duplicates, list, recall's speakers."""
+
     async def insert_many(self, memories: Sequence[MemoryRecord]) -> None: ...
 
     async def get_many(self, tenant_id: str, ids: Sequence[str]) -> list[MemoryRecord]: ...
@@ -100,15 +102,28 @@ class MemoryRepo(Protocol):
         """The distinct speakers of a user's memories (the names a query may mention)."""
         ...
 
-    async def expired(self, now: datetime, limit: int) -> list[MemoryRecord]: ...
+
+
+class VersionRepo(Protocol):
+    """The history of memories: every created, updated, merged, deleted or expired version."""
+
+    async def add(self, tenant_id: str, versions: Sequence[MemoryVersion]) -> None: ...
+
+    async def history(self, tenant_id: str, memory_id: str) -> list[MemoryVersion]:
+        """A memory's versions, oldest first (a deleted memory's too)."""
+        ...
+
+
+class MemoryUpkeepRepo(Protocol):
+    """Memories of every tenant, for background upkeep: expiry purges, reindex, the gauges."""
+
+    async def expired(self, now: datetime, limit: int) -> list[MemoryRecord]:
+        """Memories whose expiry is at or before ``now``, soonest first."""
+        ...
 
     async def scan(self, after_id: str, limit: int) -> list[MemoryRecord]:
         """Memories of every tenant by id, for rebuilding the vector index."""
         ...
-
-    async def add_versions(self, tenant_id: str, versions: Sequence[MemoryVersion]) -> None: ...
-
-    async def history(self, tenant_id: str, memory_id: str) -> list[MemoryVersion]: ...
 
     async def count_by_type(self) -> dict[str, int]: ...
 
@@ -349,6 +364,12 @@ class Repos(Protocol):
     def memories(self) -> MemoryRepo: ...
 
     @property
+    def versions(self) -> VersionRepo: ...
+
+    @property
+    def upkeep(self) -> MemoryUpkeepRepo: ...
+
+    @property
     def jobs(self) -> JobRepo: ...
 
     @property
@@ -467,6 +488,10 @@ class Embedder(Protocol):
     def dimension(self) -> int: ...
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+    async def embed_query(self, texts: Sequence[str]) -> list[list[float]]:
+        """Like ``embed``, for a search waiting on the answer: served ahead of indexing work."""
+        ...
 
     async def close(self) -> None: ...
 

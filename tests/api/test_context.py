@@ -80,7 +80,7 @@ class TestContext:
         await new_session(client, id="s1", user_id="nobody")
         body = await context(client, "s1", 500)
         assert body["prompt"] == "" and body["tokens"] == 0 and body["max_tokens"] == 500
-        assert [s["name"] for s in body["sections"]] == ["profile", "summary", "memories", "recent"]
+        assert [s["name"] for s in body["sections"]] == ["profile", "summary", "memories", "documents", "recent"]
         assert all(s["items"] == [] and s["text"] == "" and s["tokens"] == 0 for s in body["sections"])
 
     async def test_memories_from_other_sessions_carry_date_and_speaker(self, client: httpx.AsyncClient) -> None:

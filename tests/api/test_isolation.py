@@ -34,6 +34,7 @@ class World:
     b: Tenant
     a_session: str  # a session only A has
     a_memory: str
+    a_document: str
 
     async def as_a(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {**self.a.headers, **kwargs.pop("headers", {})}
@@ -80,8 +81,12 @@ async def world(settings: Settings, embedder: SentenceTransformerEmbedder) -> As
         assert memory.status_code == 201, memory.text
         made_user = await client.patch(f"/v1/users/{A_USER}/profile", json={"fields": {"note": PRIVATE}}, headers=a.headers)
         assert made_user.status_code == 200, made_user.text
+        document = await client.post(
+            "/v1/documents", json={"title": "Vault", "content": PRIVATE, "user_id": "u1"}, headers=a.headers
+        )
+        assert document.status_code == 201, document.text
         await _drained(client, admin_key, a.id)
-        yield World(client, admin_key, a, b, only_a, memory.json()["items"][0]["memory"]["id"])
+        yield World(client, admin_key, a, b, only_a, memory.json()["items"][0]["memory"]["id"], document.json()["id"])
 
 
 def _id_calls(w: World) -> list[tuple[str, str, dict[str, Any]]]:
@@ -107,6 +112,9 @@ def _id_calls(w: World) -> list[tuple[str, str, dict[str, Any]]]:
         ("GET", f"/v1/users/{A_USER}/profile", {}),
         ("GET", f"/v1/users/{A_USER}/export", {}),
         ("DELETE", f"/v1/users/{A_USER}", {}),
+        ("GET", f"/v1/documents/{w.a_document}", {}),
+        ("GET", f"/v1/documents/{w.a_document}/chunks", {}),
+        ("DELETE", f"/v1/documents/{w.a_document}", {}),
     ]
 
 
@@ -117,8 +125,11 @@ LISTINGS = {
     ("GET", "/v1/memories"),
     ("POST", "/v1/memories"),
     ("POST", "/v1/memories/search"),
+    ("POST", "/v1/memories/import"),
     ("GET", "/v1/tools"),
     ("GET", "/v1/users"),
+    ("GET", "/v1/documents"),
+    ("POST", "/v1/documents"),
     ("PATCH", "/v1/users/{user_id}/profile"),  # user ids are per tenant: B's patch makes B's own user
     ("POST", "/v1/users/{user_id}/import"),  # likewise: B's import restores into B's own user
 }
@@ -140,11 +151,15 @@ class TestEveryEndpoint:
         sessions = (await world.as_b("GET", "/v1/sessions")).json()["items"]
         assert [s["id"] for s in sessions] == [SHARED_ID]
         assert (await world.as_b("GET", "/v1/memories", params={"user_id": "u1"})).json()["items"] == []
+        assert (await world.as_b("GET", "/v1/documents")).json()["items"] == []
         for mode in ("hybrid", "semantic", "keyword"):
-            found = await world.as_b("POST", "/v1/memories/search", json={"query": "vault code", "user_id": "u1", "mode": mode})
+            body = {"query": "vault code", "user_id": "u1", "mode": mode, "sources": ["memories", "documents"]}
+            found = await world.as_b("POST", "/v1/memories/search", json=body)
             assert found.status_code == 200 and found.json()["items"] == [], mode
-        own = await world.as_a("POST", "/v1/memories/search", json={"query": "vault code", "user_id": "u1"})
-        assert PRIVATE in [h["memory"]["content"] for h in own.json()["items"]]  # the search itself works
+        body = {"query": "vault code", "user_id": "u1", "sources": ["memories", "documents"]}
+        own = (await world.as_a("POST", "/v1/memories/search", json=body)).json()["items"]
+        assert PRIVATE in [h["memory"]["content"] for h in own if h["source"] == "memory"]  # the search itself works
+        assert PRIVATE in [h["content"] for h in own if h["source"] == "document"]
 
     async def test_the_same_user_and_session_id_are_separate_per_tenant(self, world: World) -> None:
         posted = await world.as_b(
@@ -209,6 +224,7 @@ def _template(path: str, w: World) -> str:
     return (
         path.replace(w.a_session, "{session_id}")
         .replace(w.a_memory, "{memory_id}")
+        .replace(w.a_document, "{document_id}")
         .replace(A_USER, "{user_id}")
         .replace("/tools/search_memory", "/tools/{name}")
     )

@@ -30,7 +30,7 @@ async def test_a_refused_row_is_left_out_and_the_rest_indexed(
         await record_created(repos, [bad, good])  # both on one page of the scan
     await db.close()
 
-    assert await runner.reindex(settings) == 2
+    assert (await runner.reindex(settings)).memories == 2
 
     async with start(app_for(settings, embedder)) as client:
         found = await search(client, "where is the spare key", user_id="u1")

@@ -20,7 +20,7 @@ from service.embedding.sentence_transformer import SentenceTransformerEmbedder
 from service.lifespan import State
 from service.settings import Settings
 from service.storage.sql.models import JobRow
-from tests.api.helpers import add_memories, search
+from tests.api.helpers import add_memories, drained, search
 from tests.conftest import app_for, migrated, start
 
 MAX_ATTEMPTS = 2
@@ -115,3 +115,22 @@ class TestNearDuplicateWithNewInformation:
             return
         assert second["status"] == "updated" and second["memory"]["id"] == first["memory"]["id"]
         assert second["memory"]["content"] == "Ann is not allergic to peanuts."
+
+
+async def test_readyz_reports_how_far_indexing_lags(settings: Settings, embedder: SentenceTransformerEmbedder) -> None:
+    """Indexing keeping up reads ``ok``; a job older than the warning age reads ``behind``, and the
+    process stays ready (200): out of rotation it would not index any faster."""
+    await migrated(settings.sql_url)
+    for run_workers, state in ((True, "ok"), (False, "behind")):
+        lagging = settings.model_copy(update={"run_workers": run_workers, "indexing_lag_warn_seconds": 0.05})
+        async with start(app_for(lagging, embedder)) as client:
+            await add_memories(client, {"user_id": "lag", "content": f"A memory while workers run: {run_workers}."})
+            if run_workers:
+                await drained(client)
+            else:
+                await asyncio.sleep(0.2)
+            ready = await client.get("/readyz")
+            assert ready.status_code == 200
+            indexing = ready.json()["indexing"]
+            assert indexing["state"] == state, indexing
+            assert (indexing["pending"] > 0) == (not run_workers)

@@ -158,3 +158,17 @@ def test_provisioning_points_at_the_mounted_dashboards() -> None:
     mounts = dict(v.split(":")[:2] for v in compose["services"]["grafana"]["volumes"])
     container_dir = mounts["./deploy/grafana/dashboards"]
     assert [p["options"]["path"] for p in providers["providers"]] == [container_dir]
+
+
+ALERTS = REPO / "deploy" / "prometheus" / "alerts.yml"
+
+
+def test_alert_rules_use_defined_metrics_and_are_loaded(metrics: Metrics) -> None:
+    rules = [rule for group in yaml.safe_load(ALERTS.read_text())["groups"] for rule in group["rules"]]
+    defined = set(metrics.names())
+    assert {"MemoryIndexingBehind", "MemoryJobsFailing"} <= {r["alert"] for r in rules}
+    for rule in rules:
+        for series in expr_metric_references(rule["expr"]):
+            assert base_metric_name(series) in defined, (rule["alert"], series)
+    prometheus = yaml.safe_load((REPO / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    assert "alerts.yml" in prometheus["rule_files"]

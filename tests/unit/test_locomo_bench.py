@@ -8,7 +8,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
+
+import bench.locomo as locomo
 
 from bench.locomo import (
     BM25,
@@ -26,7 +29,13 @@ from bench.locomo import (
     evaluate_mode,
     evidence_in_context,
     evidence_share,
+    FillerPlan,
     filler_memories,
+    filler_pool,
+    import_filler,
+    iter_filler,
+    pool_vectors,
+    vector_json,
     hit_at_k,
     hit_dia_ids,
     ingest,
@@ -243,6 +252,87 @@ class TestFiller:
         assert first != filler_memories(250, "run", users=10, seed=8)
         assert len({m["user_id"] for m in first}) == 10
         assert all(m["content"].endswith(".") for m in first)
+
+    def test_the_pool_is_distinct_seeded_and_capped(self) -> None:
+        pool = filler_pool(5000, seed=3)
+        assert len(set(pool)) == 5000 and pool == filler_pool(5000, seed=3) and pool != filler_pool(5000, seed=4)
+        assert len(filler_pool(10**7, seed=0)) == locomo.FILLER_SENTENCES
+
+    def test_a_users_memories_are_together_and_distinct(self) -> None:
+        pool = filler_pool(50, seed=1)
+        lines = list(iter_filler(400, "run", users=8, seed=1, pool=pool))
+        users = [m["user_id"] for _, m in lines]
+        assert users == sorted(users) and len(set(users)) == 8  # consecutive: few users a request
+        for user in set(users):
+            mine = [index for index, m in lines if m["user_id"] == user]
+            assert len(mine) == 50 and len(set(mine)) == 50
+        assert all(m["content"] == pool[index] for index, m in lines)
+        ids = [m["id"] for _, m in lines]
+        assert len(set(ids)) == 400 and ids == [m["id"] for _, m in iter_filler(400, "run", 8, 1, pool)]
+        assert ids != [m["id"] for _, m in iter_filler(400, "other", 8, 1, pool)]
+
+    def test_vectors_as_json(self) -> None:
+        vectors = np.random.default_rng(0).standard_normal((3, 384)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        for raw, vector in zip(vector_json(vectors), vectors, strict=True):
+            parsed = np.asarray(json.loads(raw))
+            assert parsed.shape == (384,) and np.abs(parsed - vector).max() <= 5e-6
+
+    def test_pool_vectors_come_from_the_cache(self, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        pool = filler_pool(20, seed=0)
+        monkeypatch.setattr(locomo, "_embed", lambda sentences: np.ones((len(sentences), 4), dtype=np.float32))
+
+        class Inline:  # the child process, run in this one
+            def __init__(self, **_: Any) -> None: ...
+            def __enter__(self) -> Inline: return self
+            def __exit__(self, *_: Any) -> None: ...
+            def submit(self, fn: Any, *args: Any) -> Any:
+                import concurrent.futures
+                future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+                future.set_result(fn(*args))
+                return future
+
+        monkeypatch.setattr(locomo, "ProcessPoolExecutor", Inline)
+        first = pool_vectors(pool, 0, cache_dir=tmp_path)
+        assert first.shape == (20, 4) and len(list(tmp_path.iterdir())) == 1
+        monkeypatch.setattr(locomo, "_embed", lambda sentences: pytest.fail("embedded again"))
+        assert (pool_vectors(pool, 0, cache_dir=tmp_path) == first).all()
+
+
+class TestFillerImport:
+    async def test_streams_requests_of_lines_with_vectors(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(locomo, "FILLER_REQUEST_LINES", 120)
+        monkeypatch.setattr(locomo, "FILLER_CHUNK_LINES", 50)
+        bodies: list[list[dict[str, Any]]] = []
+
+        async def handler(request: httpx.Request) -> httpx.Response:
+            assert request.url.path == "/v1/memories/import"
+            assert request.headers["content-type"] == "application/x-ndjson"
+            lines = [json.loads(line) for line in (await request.aread()).splitlines()]
+            bodies.append(lines)
+            return httpx.Response(200, json={"imported": len(lines), "skipped": 0, "indexed": len(lines), "queued": 0})
+
+        pool = filler_pool(30, seed=0)
+        vectors = np.eye(30, 8, dtype=np.float32)
+        plan = FillerPlan(300, 7, 0, "run", pool, vectors)
+        sent: list[int] = []
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url="http://test") as http:
+            requests, totals = await import_filler(http, plan, sent.append)
+        assert requests == 3 and [len(b) for b in bodies] == [120, 120, 60]
+        assert totals == {"imported": 300, "skipped": 0, "indexed": 300, "queued": 0} and sum(sent) == 300
+        lines = [line for body in bodies for line in body]
+        assert len({line["id"] for line in lines}) == 300
+        assert all(line["vector"] == vectors[pool.index(line["content"])].tolist() for line in lines)
+
+    async def test_a_refused_request_stops_it(self) -> None:
+        async def handler(request: httpx.Request) -> httpx.Response:
+            await request.aread()
+            return httpx.Response(422, json={"title": "Invalid input", "detail": "line 3: vector: bad"})
+
+        plan = FillerPlan(10, 2, 0, "run", filler_pool(5, 0), np.eye(5, 8, dtype=np.float32))
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url="http://test") as http:
+            with pytest.raises(BenchError, match="line 3"):
+                await import_filler(http, plan, lambda n: None)
 
 
 class FakeService:

@@ -60,7 +60,7 @@ def test_the_prompt_never_exceeds_the_budget(given_inputs: Inputs, max_tokens: i
     for section in packed.sections:
         for item in section.items:
             assert item.text in every_line and item.text in packed.prompt, "items are whole, never cut"
-    assert [s.name for s in packed.sections] == ["profile", "summary", "memories", "recent"]
+    assert [s.name for s in packed.sections] == ["profile", "summary", "memories", "documents", "recent"]
 
 
 def test_a_budget_smaller_than_any_item_gives_an_empty_prompt() -> None:

@@ -8,17 +8,8 @@ from typing import Any
 
 import pytest
 
-from service.domain.ranking import (
-    Candidate,
-    DatePeriod,
-    QueryPlan,
-    RankingParams,
-    index_texts,
-    neighbours_to_fetch,
-    parse_dates,
-    plan_query,
-    rank,
-)
+from service.domain.query_plan import DatePeriod, QueryPlan, parse_dates, plan_query
+from service.domain.ranking import Candidate, RankingParams, rank
 
 DAY = 86400.0
 T0 = datetime(2023, 5, 8, 13, 56, tzinfo=UTC).timestamp()
@@ -263,19 +254,10 @@ class TestRank:
 # --------------------------------------------------------------------------- helpers
 
 
-def test_index_texts_default_to_the_content() -> None:
-    t = index_texts(" I painted a sunrise. [image: a lake] ", speaker="Mel", previous="What did you paint?")
-    assert t.dense == t.sparse == "I painted a sunrise. [image: a lake]"
-    t = index_texts("hi there", speaker="Mel", previous="hello", include_speaker=True, include_previous=True)
-    assert t.dense == "hello\nMel: hi there"
-
-
-def test_neighbours_to_fetch_lists_missing_adjacent_turns_of_the_best() -> None:
-    dense = [
-        Candidate("a", 0.9, payload(session="s1", seq=4)),
-        Candidate("b", 0.8, payload(session="s1", seq=5)),
-        Candidate("c", 0.1, payload(session="s2", seq=0)),
-    ]
-    ranked = rank(plan(), dense, [], BARE)
-    assert neighbours_to_fetch(ranked, top=2) == [("s1", 3), ("s1", 6)]
-    assert neighbours_to_fetch(ranked, top=3) == [("s1", 3), ("s1", 6), ("s2", 1)]
+def test_pronouns_name_the_roles_of_unnamed_messages() -> None:
+    roles = ["user", "assistant"]
+    assert plan_query("What did I tell you about my cat?", roles).speakers == ("user", "assistant")
+    assert plan_query("What did you suggest for my trip?", roles).speakers == ("assistant", "user")
+    assert plan_query("What did I tell you?", roles).search_text == "What did I tell you?"  # pronouns stay
+    assert plan_query("What did I do?", ["Caroline", "Melanie"]).speakers == ()  # names, not roles
+    assert plan_query("Where does Ann live?", ["Ann", "user"]).speakers == ("Ann",)

@@ -79,6 +79,34 @@ async def _wait_for(condition: Any, timeout: float = 10.0) -> None:
             await asyncio.sleep(0.005)
 
 
+class TestQueryLane:
+    async def test_a_query_is_served_while_an_indexing_batch_is_running(self) -> None:
+        gate = threading.Event()
+        bulk, queries = FakeModel(gate=gate), FakeModel()
+        embedder = await _started(bulk, query_model=queries)
+        assert embedder.has_query_lane
+        indexing = asyncio.create_task(embedder.embed(["a long document chunk"]))
+        await _wait_for(bulk.entered.is_set)  # the indexing batch holds the bulk lane's thread
+        async with asyncio.timeout(10):
+            assert await embedder.embed_query(["query"]) == [queries.vector("query").tolist()]
+        assert not indexing.done() and queries.batches == [["query"]]
+        gate.set()
+        assert await indexing == [bulk.vector("a long document chunk").tolist()]
+        await embedder.close()
+
+    async def test_without_a_query_model_queries_share_the_indexing_lane(self) -> None:
+        model = FakeModel()
+        embedder = await _started(model)
+        assert not embedder.has_query_lane
+        assert await embedder.embed_query(["abc"]) == [model.vector("abc").tolist()]
+        assert model.batches == [["abc"]]
+        await embedder.close()
+
+    async def test_a_query_model_of_another_dimension_is_refused(self) -> None:
+        with pytest.raises(ValueError, match="dimension"):
+            SentenceTransformerEmbedder(FakeModel(dimension=8), query_model=FakeModel(dimension=4))
+
+
 class TestBatching:
     async def test_satisfies_the_embedder_port(self) -> None:
         embedder: Embedder = await _started(FakeModel(dimension=5))

@@ -46,6 +46,7 @@ async def build_context(
         max_tokens=body.max_tokens,
         query=body.query,
         types=tuple(body.types) if body.types else None,
+        namespaces=tuple(body.namespaces),
     )
     return context_model(await context.build(request))
 

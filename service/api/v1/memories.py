@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Query, Response, status
+from fastapi import Depends, Query, Request, Response, status
 
 from service.api.deps import MemoriesDep, SearchDep, SessionsDep, StateDep, TenantDep
 from service.api.params import Cursor, MemoryId, PageLimit, TimeWindow
 from service.api.routing import resource_router
-from service.domain import ranking
+from service.domain.bulk import BulkImporter, BulkLimits
 from service.domain.clock import now
 from service.domain.memories import NewMemory
-from service.domain.search import SearchQuery
+from service.domain.search import FoundChunk, Hit, SearchQuery
+from service.schemas.bulk import MemoryImportResult
 from service.schemas.common import ClientId, Page
 from service.schemas.memories import (
+    DocumentHit,
     Memory,
     MemoryBatch,
     MemoryCreate,
@@ -96,17 +98,6 @@ async def list_memories(
 @router.post("/search", response_model=SearchResults)
 async def search_memories(body: SearchRequest, search: SearchDep, tenant: TenantDep) -> SearchResults:
     """Hybrid recall over a user's memories, each hit with its score and the parts behind it."""
-    w = body.weights
-    params = ranking.RankingParams(
-        semantic_weight=w.semantic,
-        keyword_weight=w.keyword,
-        speaker_weight=w.speaker,
-        date_weight=w.date,
-        context_weight=w.context,
-        recency_weight=w.recency,
-        recency_half_life_days=w.recency_half_life_days,
-        importance_weight=w.importance,
-    )
     query = SearchQuery(
         tenant_id=tenant,
         query=body.query,
@@ -120,14 +111,65 @@ async def search_memories(body: SearchRequest, search: SearchDep, tenant: Tenant
         metadata=body.metadata,
         after=body.after,
         before=body.before,
-        params=params,
+        params=body.weights.params(),
         mmr_lambda=body.mmr,
         min_score=body.min_score,
+        sources=frozenset(body.sources),
+        namespaces=tuple(body.namespaces),
     )
-    found = await search.search(query)
-    return SearchResults(
-        items=[SearchHit(memory=Memory.model_validate(f.memory), score=f.score, parts=ScoreParts(**f.parts)) for f in found]
-    )
+    return SearchResults(items=[search_hit(hit) for hit in await search.search(query)])
+
+
+def search_hit(hit: Hit) -> SearchHit | DocumentHit:
+    if isinstance(hit, FoundChunk):
+        return DocumentHit(
+            score=hit.score,
+            parts=ScoreParts(**hit.parts),
+            content=hit.chunk.content,
+            document_id=hit.document.id,
+            title=hit.document.title,
+            chunk_index=hit.chunk.chunk_index,
+            chunk_id=hit.chunk.id,
+            heading=hit.chunk.heading,
+            namespace=hit.document.namespace,
+        )
+    return SearchHit(memory=Memory.model_validate(hit.memory), score=hit.score, parts=ScoreParts(**hit.parts))
+
+
+NDJSON = "application/x-ndjson"
+
+
+def get_bulk(state: StateDep) -> BulkImporter:
+    """The bulk importer over the state's database and indexer (it holds no client of its own)."""
+    limits = BulkLimits(dimension=state.backends.embedder.dimension, max_content_chars=state.settings.max_content_chars)
+    return BulkImporter(state.backends.db, state.indexer, limits, wake=state.outbox.wake)
+
+
+BulkDep = Annotated[BulkImporter, Depends(get_bulk)]
+
+
+@router.post(
+    "/import",
+    response_model=MemoryImportResult,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                NDJSON: {
+                    "schema": {
+                        "type": "string",
+                        "description": "One memory a line: the fields of POST /v1/memories, plus an optional "
+                        "`id` (a UUID) and an optional `vector` (the content's embedding, of the model's dimension).",
+                    }
+                }
+            },
+        }
+    },
+)
+async def import_memories(request: Request, bulk: BulkDep, tenant: TenantDep) -> MemoryImportResult:
+    """Store many memories from JSON lines; lines with vectors are searchable at once, the rest once embedded."""
+    tally = await bulk.run(tenant, request.stream())
+    return MemoryImportResult(imported=tally.imported, skipped=tally.skipped, indexed=tally.indexed, queued=tally.queued)
 
 
 @router.get("/{memory_id}", response_model=Memory)

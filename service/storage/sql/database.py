@@ -16,7 +16,7 @@ from service.storage.sql.digests import SqlDigests, SqlEpisodes, SqlTerms
 from service.storage.sql.documents import SqlDocuments
 from service.storage.sql.jobs import SqlJobs
 from service.storage.sql.keys import SqlAnswers, SqlKeys, SqlTenants
-from service.storage.sql.memories import SqlMemories
+from service.storage.sql.memories import SqlMemories, SqlMemoryUpkeep, SqlMemoryVersions
 from service.storage.sql.stores import SqlMessages, SqlSessions
 from service.storage.sql.retention import SqlRetention
 from service.storage.sql.userdata import SqlUserData
@@ -64,6 +64,8 @@ class SqlRepos:
     sessions: SqlSessions
     messages: SqlMessages
     memories: SqlMemories
+    versions: SqlMemoryVersions
+    upkeep: SqlMemoryUpkeep
     jobs: SqlJobs
     episodes: SqlEpisodes
     digests: SqlDigests
@@ -96,6 +98,8 @@ class SqlDatabase:
             sessions=SqlSessions(db),
             messages=SqlMessages(db),
             memories=SqlMemories(db),
+            versions=SqlMemoryVersions(db),
+            upkeep=SqlMemoryUpkeep(db),
             jobs=SqlJobs(db),
             episodes=SqlEpisodes(db),
             digests=SqlDigests(db),

@@ -95,15 +95,14 @@ class SqlMemories:
         )
         return [s for s in (await self.db.scalars(stmt)).all() if s]
 
-    async def expired(self, now: datetime, limit: int) -> list[MemoryRecord]:
-        stmt = select(MemoryRow).where(MemoryRow.expires_at <= now).order_by(MemoryRow.expires_at).limit(limit)
-        return [memory_record(r) for r in (await self.db.scalars(stmt)).all()]
 
-    async def scan(self, after_id: str, limit: int) -> list[MemoryRecord]:
-        stmt = select(MemoryRow).where(MemoryRow.id > after_id).order_by(MemoryRow.id).limit(limit)
-        return [memory_record(r) for r in (await self.db.scalars(stmt)).all()]
+@dataclass(slots=True)
+class SqlMemoryVersions:
+    """The history of memories (the ``VersionRepo`` port)."""
 
-    async def add_versions(self, tenant_id: str, versions: Sequence[MemoryVersion]) -> None:
+    db: AsyncSession
+
+    async def add(self, tenant_id: str, versions: Sequence[MemoryVersion]) -> None:
         if versions:
             rows = [{"tenant_id": tenant_id, "user_id": v.snapshot.get("user_id"), **asdict(v)} for v in versions]
             await self.db.execute(insert(MemoryVersionRow), rows)
@@ -118,6 +117,21 @@ class SqlMemories:
             MemoryVersion(r.memory_id, r.version, r.op, r.changes, r.snapshot, r.at)
             for r in (await self.db.scalars(stmt)).all()
         ]
+
+
+@dataclass(slots=True)
+class SqlMemoryUpkeep:
+    """Memories across every tenant, for background upkeep (the ``MemoryUpkeepRepo`` port)."""
+
+    db: AsyncSession
+
+    async def expired(self, now: datetime, limit: int) -> list[MemoryRecord]:
+        stmt = select(MemoryRow).where(MemoryRow.expires_at <= now).order_by(MemoryRow.expires_at).limit(limit)
+        return [memory_record(r) for r in (await self.db.scalars(stmt)).all()]
+
+    async def scan(self, after_id: str, limit: int) -> list[MemoryRecord]:
+        stmt = select(MemoryRow).where(MemoryRow.id > after_id).order_by(MemoryRow.id).limit(limit)
+        return [memory_record(r) for r in (await self.db.scalars(stmt)).all()]
 
     async def count_by_type(self) -> dict[str, int]:
         stmt = select(MemoryRow.type, func.count()).group_by(MemoryRow.type)
