@@ -153,6 +153,21 @@ class TestIdempotence:
         history = (await client.get(f"/v1/memories/{lines[0]['id']}/history")).json()["versions"]
         assert len(history) == 1
 
+    async def test_running_it_again_completes_an_import_cut_short(
+        self, app: FastAPI, client: httpx.AsyncClient, embedder: SentenceTransformerEmbedder
+    ) -> None:
+        lines = await with_vectors(embedder, FACTS)
+        await imported(client, lines)
+        # As if the process died between the commit and the vector write: rows without points.
+        await state_of(app).backends.vectors.delete([line["id"] for line in lines])
+        assert await search(client, QUERIES[0], mode="semantic") == []
+        again = await imported(client, lines)
+        assert again.json() == {"imported": 0, "skipped": 3, "indexed": 3, "queued": 0}
+        hits = await search(client, QUERIES[0], mode="semantic", limit=1)
+        assert hits[0]["memory"]["id"] == lines[0]["id"]
+        changed = [lines[1] | {"content": "Something else entirely."}]  # a line that no longer matches its row
+        assert (await imported(client, changed)).json()["indexed"] == 0
+
     async def test_a_repeated_id_keeps_the_first_line(self, client: httpx.AsyncClient) -> None:
         same = str(uuid.uuid4())
         answer = await imported(client, [{"id": same, "user_id": "u1", "content": c} for c in FACTS[:2]])

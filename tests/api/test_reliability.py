@@ -117,11 +117,16 @@ class TestNearDuplicateWithNewInformation:
         assert second["memory"]["content"] == "Ann is not allergic to peanuts."
 
 
-async def test_readyz_reports_how_far_indexing_lags(settings: Settings, embedder: SentenceTransformerEmbedder) -> None:
+async def test_readyz_reports_how_far_indexing_lags(
+    settings: Settings, embedder: SentenceTransformerEmbedder, backend: str
+) -> None:
     """Indexing keeping up reads ``ok``; a job older than the warning age reads ``behind``, and the
-    process stays ready (200): out of rotation it would not index any faster."""
+    process stays ready (200): out of rotation it would not index any faster. (The reading is of
+    the whole outbox: on the Postgres that tests share, other tests' jobs may be waiting in their
+    backoff, so ``ok`` is only expected of the embedded database, which is this test's alone.)"""
     await migrated(settings.sql_url)
-    for run_workers, state in ((True, "ok"), (False, "behind")):
+    cases = ((True, "ok"), (False, "behind")) if backend == "embedded" else ((False, "behind"),)
+    for run_workers, state in cases:
         lagging = settings.model_copy(update={"run_workers": run_workers, "indexing_lag_warn_seconds": 0.05})
         async with start(app_for(lagging, embedder)) as client:
             await add_memories(client, {"user_id": "lag", "content": f"A memory while workers run: {run_workers}."})

@@ -18,9 +18,10 @@ import pytest
 from tests import services
 from tests.clients.conftest import OPENAPI, Served
 
-PACKAGE = "memory_service_client"
+#: Not ``memory_service_client``: that is the hand-written SDK (sdk/python), installed beside it.
+PACKAGE = "memory_service_generated"
 #: The NDJSON export and import are bytes to this generator; no post-hooks (ruff formatting) needed.
-CONFIG = "post_hooks: []\ncontent_type_overrides:\n  application/x-ndjson: application/octet-stream\n"
+CONFIG = f"package_name_override: {PACKAGE}\npost_hooks: []\ncontent_type_overrides:\n  application/x-ndjson: application/octet-stream\n"
 
 
 @pytest.fixture(scope="session")

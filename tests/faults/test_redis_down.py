@@ -80,10 +80,10 @@ class TestRedisStopped:
         assert contents(during) == ["one", "two", "three"] and during["rebuilt"] is True
         down = await readiness(client)
         assert down.status_code == 503
-        assert down.json() == {
-            "status": "not_ready",
-            "checks": {"database": "ok", "buffer": "down", "vectors": "ok"},
-        }
+        readings = down.json()
+        assert (readings["status"], readings["checks"]) == (
+            "not_ready", {"database": "ok", "buffer": "down", "vectors": "ok"}
+        )
 
         redis_server.start()  # same port, empty: the buffers are rebuilt from SQL on read
         await ready_again(client)
