@@ -716,6 +716,7 @@ FILLER_POOL = 20_000  # distinct sentences embedded once; every filler memory ta
 FILLER_MODEL = "all-MiniLM-L6-v2"  # the service's default model: precomputed vectors must be its
 FILLER_REQUEST_LINES = 20_000  # lines an import request (about 80 MB, under MEMORY_MAX_IMPORT_BYTES)
 FILLER_CHUNK_LINES = 500  # lines a chunk of the streamed body
+FILLER_ATTEMPTS = 5  # tries of one import request answered 503 or cut off
 CACHE_DIR = REPO_ROOT / "bench" / ".cache"
 
 
@@ -735,15 +736,18 @@ def filler_pool(size: int, seed: int) -> list[str]:
     return sentences
 
 
-def iter_filler(count: int, run_id: str, users: int, seed: int, pool: Sequence[str]) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``count`` deterministic memories of ``users`` other users, each with the index of its pool
-    sentence. A user's memories are consecutive (so an import request touches few users) and take
-    consecutive pool sentences, distinct while a user has no more memories than the pool has;
-    ids derive from the run id, so an import run again with the same ``--run-id`` skips them."""
-    rng = random.Random(seed)
+def iter_filler(
+    count: int, run_id: str, users: int, seed: int, pool: Sequence[str], start: int = 0, stop: int | None = None
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``count`` deterministic memories of ``users`` other users (those from ``start`` to ``stop``),
+    each with the index of its pool sentence. A user's memories are consecutive (so an import
+    request touches few users) and take consecutive pool sentences, distinct while a user has no
+    more memories than the pool has; ids derive from the run id, so an import run again with the
+    same ``--run-id`` skips them, and each memory from its own seed, so any range can be made again."""
     epoch = datetime(2022, 1, 1, tzinfo=UTC)
     users = max(1, min(users, count))
-    for i in range(count):
+    for i in range(start, count if stop is None else min(stop, count)):
+        rng = random.Random(seed * 10_000_019 + i)
         sentence = i % len(pool)
         when = epoch + timedelta(minutes=rng.randrange(2 * 365 * 24 * 60))
         yield sentence, {
@@ -821,35 +825,57 @@ def vector_json(vectors: np.ndarray) -> list[bytes]:
     ]
 
 
+def _retry_after(response: httpx.Response | None, default: float = 1.0) -> float:
+    try:
+        return min(60.0, float(response.headers["Retry-After"])) if response is not None else default
+    except (KeyError, ValueError):
+        return default
+
+
 async def import_filler(
     http: httpx.AsyncClient, plan: FillerPlan, progress: Callable[[int], object]
 ) -> tuple[int, dict[str, int]]:
     """Stream the plan to ``POST /v1/memories/import`` in requests of ``FILLER_REQUEST_LINES``
     lines, chunk by chunk (the whole filler never sits in memory); requests made, and the summed
-    answers."""
+    answers. A request answered 503 (the database was busy) or cut off is sent again, up to
+    ``FILLER_ATTEMPTS`` times: what it stored before is skipped by id."""
     encoded = vector_json(plan.vectors) if plan.vectors is not None else None
-    lines = iter_filler(plan.count, plan.run_id, plan.users, plan.seed, plan.pool)
     totals: Counter[str] = Counter()
     requests = 0
     for start in range(0, plan.count, FILLER_REQUEST_LINES):
-        size = min(FILLER_REQUEST_LINES, plan.count - start)
+        stop = min(start + FILLER_REQUEST_LINES, plan.count)
+        for attempt in range(1, FILLER_ATTEMPTS + 1):
+            sent = 0
 
-        async def body(size: int = size) -> AsyncIterator[bytes]:
-            for first in range(0, size, FILLER_CHUNK_LINES):
-                chunk = [
+            async def body(start: int = start, stop: int = stop) -> AsyncIterator[bytes]:
+                nonlocal sent
+                lines = iter_filler(plan.count, plan.run_id, plan.users, plan.seed, plan.pool, start, stop)
+                while chunk := [
                     import_line(memory, encoded[index] if encoded is not None else None)
-                    for index, memory in itertools.islice(lines, min(FILLER_CHUNK_LINES, size - first))
-                ]
-                yield b"".join(chunk)
-                progress(len(chunk))
+                    for index, memory in itertools.islice(lines, FILLER_CHUNK_LINES)
+                ]:
+                    yield b"".join(chunk)
+                    sent += len(chunk)
+                    progress(len(chunk))
 
-        response = await http.post(
-            "/v1/memories/import", content=body(), headers={"Content-Type": "application/x-ndjson"}
-        )
-        requests += 1
-        if response.status_code != 200:
-            raise BenchError(f"POST /v1/memories/import -> {response.status_code}: {_problem(response)}")
-        totals.update({key: int(value) for key, value in response.json().items()})
+            requests += 1
+            response: httpx.Response | None = None
+            try:
+                response = await http.post(
+                    "/v1/memories/import", content=body(), headers={"Content-Type": "application/x-ndjson"}
+                )
+                failure = f"{response.status_code}: {_problem(response)}"
+            except httpx.TransportError as error:
+                failure = f"{type(error).__name__}: {error}"
+            if response is not None and response.status_code == 200:
+                totals.update({key: int(value) for key, value in response.json().items()})
+                break
+            if (response is not None and response.status_code != 503) or attempt == FILLER_ATTEMPTS:
+                raise BenchError(f"POST /v1/memories/import (lines {start + 1}-{stop}) -> {failure}")
+            log.warning("filler: lines %d-%d -> %s; sending them again (%d/%d)", start + 1, stop, failure,
+                        attempt, FILLER_ATTEMPTS)
+            progress(-sent)
+            await asyncio.sleep(_retry_after(response))
     return requests, dict(totals)
 
 

@@ -5,19 +5,19 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import numpy as np
 import pytest
 
-import bench.locomo as locomo
-
+from bench import locomo
 from bench.locomo import (
     BM25,
     BenchError,
-    Conversation,
     ContextRun,
+    Conversation,
+    FillerPlan,
     Question,
     ServiceClient,
     aggregate,
@@ -29,26 +29,24 @@ from bench.locomo import (
     evaluate_mode,
     evidence_in_context,
     evidence_share,
-    FillerPlan,
     filler_memories,
     filler_pool,
-    import_filler,
-    iter_filler,
-    pool_vectors,
-    vector_json,
     hit_at_k,
     hit_dia_ids,
+    import_filler,
     ingest,
+    iter_filler,
     latency_summary,
     pack_lines,
     parse_budgets,
     parse_conversation,
     parse_session_datetime,
+    pool_vectors,
     posted_texts,
     probe_context,
-    render_markdown,
     recall_at_k,
     reciprocal_rank,
+    render_markdown,
     result_dia_ids,
     rrf,
     score_context,
@@ -58,6 +56,7 @@ from bench.locomo import (
     summarise_context,
     tokenize,
     top_k,
+    vector_json,
     wait_for_queue,
 )
 
@@ -283,9 +282,13 @@ class TestFiller:
         monkeypatch.setattr(locomo, "_embed", lambda sentences: np.ones((len(sentences), 4), dtype=np.float32))
 
         class Inline:  # the child process, run in this one
-            def __init__(self, **_: Any) -> None: ...
-            def __enter__(self) -> Inline: return self
-            def __exit__(self, *_: Any) -> None: ...
+            def __init__(self, **_: object) -> None: ...
+
+            def __enter__(self) -> Self:
+                return self
+
+            def __exit__(self, *_: object) -> None: ...
+
             def submit(self, fn: Any, *args: Any) -> Any:
                 import concurrent.futures
                 future: concurrent.futures.Future[Any] = concurrent.futures.Future()
@@ -323,6 +326,26 @@ class TestFillerImport:
         lines = [line for body in bodies for line in body]
         assert len({line["id"] for line in lines}) == 300
         assert all(line["vector"] == vectors[pool.index(line["content"])].tolist() for line in lines)
+
+    async def test_a_busy_database_is_tried_again(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(locomo, "FILLER_REQUEST_LINES", 40)
+        answers = [503, 200, 200]
+        seen: list[list[str]] = []
+
+        async def handler(request: httpx.Request) -> httpx.Response:
+            lines = [json.loads(line)["id"] for line in (await request.aread()).splitlines()]
+            seen.append(lines)
+            status = answers.pop(0)
+            if status == 503:
+                return httpx.Response(503, headers={"Retry-After": "0"}, json={"title": "Service unavailable"})
+            return httpx.Response(200, json={"imported": len(lines), "skipped": 0, "indexed": len(lines), "queued": 0})
+
+        plan = FillerPlan(70, 5, 0, "run", filler_pool(30, 0), np.eye(30, 8, dtype=np.float32))
+        sent: list[int] = []
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url="http://test") as http:
+            requests, totals = await import_filler(http, plan, sent.append)
+        assert requests == 3 and seen[0] == seen[1] and len(seen[2]) == 30  # the same lines again
+        assert totals["imported"] == 70 and sum(sent) == 70
 
     async def test_a_refused_request_stops_it(self) -> None:
         async def handler(request: httpx.Request) -> httpx.Response:
