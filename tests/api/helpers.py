@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -35,19 +38,22 @@ async def post_messages(client: httpx.AsyncClient, session_id: str, *contents: s
     return items
 
 
-async def drained(client: httpx.AsyncClient, timeout: float = 60.0) -> None:
-    """Wait (bounded poll) until the background indexer has no pending jobs."""
-    import asyncio
-    import time
-
+async def queue_when(
+    client: httpx.AsyncClient, done: Callable[[dict[str, Any]], bool], timeout: float = 30.0
+) -> dict[str, Any]:
+    """Poll /v1/admin/queue (bounded) until ``done(state)``; returns that state."""
     deadline = time.monotonic() + timeout
     while True:
-        state = (await client.get("/v1/admin/queue")).json()
-        if state["pending"] == 0:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"queue not drained after {timeout}s: {state}")
+        state: dict[str, Any] = (await client.get("/v1/admin/queue")).json()
+        if done(state):
+            return state
+        assert time.monotonic() < deadline, f"queue never settled within {timeout}s: {state}"
         await asyncio.sleep(0.05)
+
+
+async def drained(client: httpx.AsyncClient, timeout: float = 60.0) -> None:
+    """Wait (bounded poll) until the background indexer has no pending jobs."""
+    await queue_when(client, lambda state: state["pending"] == 0, timeout)
 
 
 async def add_memories(client: httpx.AsyncClient, *memories: dict[str, Any]) -> list[dict[str, Any]]:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
@@ -18,7 +15,7 @@ from service.lifespan import State
 from service.settings import Settings
 from service.storage.sql.models import JobRow
 from tests.api.auth_fixtures import bearer, new_tenant, secured
-from tests.api.helpers import add_memories, assert_problem, drained, search
+from tests.api.helpers import add_memories, assert_problem, drained, queue_when, search
 from tests.conftest import app_for, migrated, start
 
 
@@ -28,17 +25,6 @@ async def park(state: State, tenant_id: str, subject: str) -> int:
         (job_id,) = await repos.jobs.enqueue(tenant_id, SYNC_MEMORY, [subject])
         await repos.jobs.fail(job_id, "VectorIndexUnreachable: boom")
     return job_id
-
-
-async def queue_when(client: httpx.AsyncClient, done: Any, timeout: float = 30.0) -> dict[str, Any]:
-    """Poll the queue (bounded) until ``done(state)``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        state: dict[str, Any] = (await client.get("/v1/admin/queue")).json()
-        if done(state):
-            return state
-        assert time.monotonic() < deadline, f"queue never settled: {state}"
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture

@@ -4,11 +4,9 @@ a poisoned record fails alone, and a near-duplicate that says something new is n
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from typing import Any
 
 import httpx
 import pytest
@@ -20,7 +18,7 @@ from service.embedding.sentence_transformer import SentenceTransformerEmbedder
 from service.lifespan import State
 from service.settings import Settings
 from service.storage.sql.models import JobRow
-from tests.api.helpers import add_memories, drained, search
+from tests.api.helpers import add_memories, drained, queue_when, search
 from tests.conftest import app_for, migrated, start
 
 MAX_ATTEMPTS = 2
@@ -33,17 +31,6 @@ async def state_client(settings: Settings, embedder: SentenceTransformerEmbedder
     app = app_for(settings.model_copy(update={"job_max_attempts": MAX_ATTEMPTS}), embedder)
     async with start(app) as client:
         yield app.state.memory, client
-
-
-async def queue_when(client: httpx.AsyncClient, done: Any, timeout: float = 30.0) -> dict[str, Any]:
-    """Poll /v1/admin/queue (bounded) until ``done(state)``; returns that state."""
-    deadline = time.monotonic() + timeout
-    while True:
-        state: dict[str, Any] = (await client.get("/v1/admin/queue")).json()
-        if done(state):
-            return state
-        assert time.monotonic() < deadline, f"queue never settled: {state}"
-        await asyncio.sleep(0.05)
 
 
 class TestPoisonedRecord:
