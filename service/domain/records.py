@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import asdict, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from service.domain.errors import InvalidInput
-from service.storage.records import MemoryRecord, MemoryVersion
+from service.storage.records import MemoryRecord, MemoryVersion, field_values
 
 MEMORY_TYPES = ("semantic", "episodic", "procedural", "summary", "profile")
 MODALITIES = ("text", "image", "audio")
@@ -31,11 +31,17 @@ def content_hash(content: str) -> str:
 
 
 def _jsonable(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value
+    """A snapshot's value: dates as ISO text, lists and dicts copied one level (their items are
+    plain JSON values), so a snapshot never shares a container with a record."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (list, dict)):
+        return value.copy()
+    return value
 
 
 def snapshot(memory: MemoryRecord) -> dict[str, Any]:
-    return {k: _jsonable(v) for k, v in asdict(memory).items() if k not in _BOOKKEEPING}
+    return {k: _jsonable(v) for k, v in field_values(memory).items() if k not in _BOOKKEEPING}
 
 
 def diff(before: MemoryRecord, after: MemoryRecord) -> dict[str, Any]:

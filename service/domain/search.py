@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Literal
@@ -138,21 +138,29 @@ class SearchService:
         self._metrics.observe_vector_search(mode, time.perf_counter() - started)
         return hits
 
-    async def _probes(self, q: SearchQuery, text: str) -> tuple[list[float] | None, SparseVector | None]:
-        """The query's dense vector (not for keyword mode) and sparse vector (not for semantic mode)."""
-        dense = None if q.mode == "keyword" else (await self._embedder.embed_query([text]))[0]
+    async def _query_vector(self, q: SearchQuery, text: str) -> list[float] | None:
+        """The query's dense vector (none for keyword mode)."""
+        return None if q.mode == "keyword" else (await self._embedder.embed_query([text]))[0]
+
+    def _query_terms(self, q: SearchQuery, text: str) -> SparseVector | None:
+        """The query's sparse vector (none for semantic mode, or a query without terms)."""
         sparse = None if q.mode == "semantic" else self._sparse.encode_query(text)
-        return dense, sparse if sparse is not None and sparse.indices else None
+        return sparse if sparse is not None and sparse.indices else None
 
     async def _hits(
-        self, where: VectorFilter, dense: list[float] | None, sparse: SparseVector | None, k: int
+        self, where: VectorFilter, dense: Awaitable[list[float] | None], sparse: SparseVector | None, k: int
     ) -> tuple[list[ranking.Candidate], list[ranking.Candidate]]:
-        """The engine's dense and sparse hits under one filter."""
+        """The engine's dense and sparse hits under one filter; the sparse search runs while the
+        query is still being embedded."""
         async def run(mode: str, query: VectorQuery | None) -> list[ranking.Candidate]:
             return _candidates(await self._timed(mode, query)) if query is not None else []
 
+        async def nearest() -> list[ranking.Candidate]:
+            vector = await dense
+            return await run("dense", VectorQuery(filter=where, limit=k, dense=vector) if vector is not None else None)
+
         found = await asyncio.gather(
-            run("dense", VectorQuery(filter=where, limit=k, dense=dense) if dense is not None else None),
+            nearest(),
             run("sparse", VectorQuery(filter=where, limit=k, sparse=sparse) if sparse is not None else None),
         )
         return found[0], found[1]
@@ -179,7 +187,12 @@ class SearchService:
         ]
 
     async def _memory_candidates(
-        self, q: SearchQuery, text: str, where: VectorFilter, probes: tuple[list[float] | None, SparseVector | None], k: int
+        self,
+        q: SearchQuery,
+        text: str,
+        where: VectorFilter,
+        probes: tuple[Awaitable[list[float] | None], SparseVector | None],
+        k: int,
     ) -> tuple[list[ranking.Candidate], list[ranking.Candidate]]:
         (dense, sparse), indexed = await asyncio.gather(self._hits(where, *probes, k), self._indexed(q, text, where))
         return dense, with_indexed(sparse, indexed)
@@ -192,13 +205,17 @@ class SearchService:
         where = self._filter(q, at)
         k = max(self._candidates, q.limit * 3)
         plan = await self._plan(q)
-        probes = await self._probes(q, plan.search_text)
-        sides = []
-        if "memories" in q.sources:
-            sides.append(self._memory_candidates(q, plan.search_text, where, probes, k))
-        if "documents" in q.sources:
-            sides.append(self._hits(self._document_filter(q), *probes, k))
-        found = await asyncio.gather(*sides)
+        vector = asyncio.ensure_future(self._query_vector(q, plan.search_text))
+        try:
+            probes = (vector, self._query_terms(q, plan.search_text))
+            sides = []
+            if "memories" in q.sources:
+                sides.append(self._memory_candidates(q, plan.search_text, where, probes, k))
+            if "documents" in q.sources:
+                sides.append(self._hits(self._document_filter(q), *probes, k))
+            found = await asyncio.gather(*sides)
+        finally:
+            _settle(vector)
         dense = [c for side, _ in found for c in side]
         sparse = [c for _, side in found for c in side]
         ranked = ranking.rank(plan, dense, sparse, q.params, now=at.timestamp())
@@ -237,6 +254,14 @@ class SearchService:
                 if document is not None:
                     out[chunk.id] = (chunk, document)
         return out
+
+
+def _settle(task: asyncio.Future[object]) -> None:
+    """Cancel a task nobody awaits any more, or mark its error as seen."""
+    if not task.done():
+        task.cancel()
+    elif not task.cancelled():
+        task.exception()
 
 
 def _content(record: MemoryRecord | tuple[ChunkRecord, DocumentRecord]) -> str:

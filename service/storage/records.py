@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
 T = TypeVar("T")
+
+
+def field_values(record: Any) -> dict[str, Any]:
+    """A record's fields as a dict, sharing the values (``dataclasses.asdict`` deep-copies every
+    list and dict, which on a bulk write cost more than building the SQL rows)."""
+    return {f.name: getattr(record, f.name) for f in fields(record)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -374,17 +374,19 @@ class TestEdgeShard:
         assert await wider.count(T1) == 1
         await wider.close()
 
-    async def test_background_optimization_keeps_results(self, shard_dir: Path) -> None:
-        index = QdrantEdgeIndex(shard_dir / "shard", DIM, optimize_every=10)
+    async def test_optimizing_at_open_keeps_results(self, shard_dir: Path) -> None:
+        index = QdrantEdgeIndex(shard_dir / "shard", DIM)
         await index.ensure()
         points = [point(dense=unit(1.0, i / 100)) for i in range(30)]
         for chunk in (points[:10], points[10:20], points[20:]):
             await index.upsert(chunk)
-        hits = await index.search(VectorQuery(filter=VectorFilter(T1), limit=3, dense=unit(1.0)))
-        assert [h.id for h in hits] == [p.id for p in points[:3]]
+        await index.delete([points[0].id])
         await index.close()
         reopened = QdrantEdgeIndex(shard_dir / "shard", DIM)
-        assert await reopened.count(T1) == 30
+        await reopened.ensure()
+        assert await reopened.count(T1) == 29
+        hits = await reopened.search(VectorQuery(filter=VectorFilter(T1), limit=3, dense=unit(1.0)))
+        assert [h.id for h in hits] == [p.id for p in points[1:4]]
         await reopened.close()
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, func, insert, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.storage.records import MemoryQuery, MemoryRecord, MemoryVersion, Page
+from service.storage.records import MemoryQuery, MemoryRecord, MemoryVersion, Page, field_values
 from service.storage.sql import cursor
 from service.storage.sql.models import MemoryRow, MemoryVersionRow
 
@@ -21,7 +21,7 @@ def memory_record(row: MemoryRow) -> MemoryRecord:
 
 
 def _values(memory: MemoryRecord) -> dict[str, object]:
-    values = asdict(memory)
+    values = field_values(memory)
     values["metadata_"] = values.pop("metadata")
     return values
 
@@ -104,7 +104,7 @@ class SqlMemoryVersions:
 
     async def add(self, tenant_id: str, versions: Sequence[MemoryVersion]) -> None:
         if versions:
-            rows = [{"tenant_id": tenant_id, "user_id": v.snapshot.get("user_id"), **asdict(v)} for v in versions]
+            rows = [{"tenant_id": tenant_id, "user_id": v.snapshot.get("user_id"), **field_values(v)} for v in versions]
             await self.db.execute(insert(MemoryVersionRow), rows)
 
     async def history(self, tenant_id: str, memory_id: str) -> list[MemoryVersion]:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.storage.records import Erased, MemoryRecord, MemoryVersion, MessageRecord, SessionRecord
+from service.storage.records import Erased, MemoryRecord, MemoryVersion, MessageRecord, SessionRecord, field_values
 from service.storage.sql.memories import SqlMemories, memory_record
 from service.storage.sql.models import (
     DocumentChunkRow,
@@ -95,7 +95,7 @@ class SqlUserData:
         known = {(m, v) for m, v in (await self.db.execute(stmt)).all()}
         fresh = [v for v in versions if (v.memory_id, v.version) not in known]
         for v in fresh:
-            self.db.add(MemoryVersionRow(tenant_id=tenant_id, user_id=user_id, **asdict(v)))
+            self.db.add(MemoryVersionRow(tenant_id=tenant_id, user_id=user_id, **field_values(v)))
         await self.db.flush()
         return len(fresh)
 
