@@ -10,10 +10,12 @@ messages, then packs them by the rules of ``service.domain.packing``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
-from collections.abc import Sequence
+from functools import partial
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -42,7 +44,12 @@ SOURCE_WEIGHT = 0.9
 #: ``EXCERPT_SENTENCES``) query-relevant sentences.
 EXCERPT_OVER = 2
 EXCERPT_SENTENCES = 2
+#: A memory may take up to this share of the budget: one longer than that stands as the
+#: query-relevant sentences that fit (one at least), so a tight budget holds more memories.
+ITEM_SHARE = 1 / 40
 ELISION = "…"
+
+Shorten = Callable[[str], str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,31 +89,45 @@ def memory_line(memory: MemoryRecord) -> str:
     return f"({memory.type}) {one_line(memory.content)}"
 
 
-def excerpt(content: str, query_stems: frozenset[str]) -> str:
-    """A long memory's sentences that share the most terms with the query (at most
-    ``EXCERPT_SENTENCES``, whole, in their order, gaps marked with an ellipsis); the content as it
-    is when it is short or no sentence shares a term."""
+def excerpt(content: str, query_stems: frozenset[str], fits: Callable[[str], bool] | None = None) -> str:
+    """A long memory's sentences that share the most terms with the query, whole, in their order,
+    gaps marked with an ellipsis: at most ``EXCERPT_SENTENCES`` of a memory of more than
+    ``EXCERPT_OVER`` sentences, and of one that ``fits`` refuses, the best sentence and the next
+    best while the excerpt still fits. The content as it is when it is short, is one sentence,
+    or no sentence shares a term."""
     parts = sentences(content)
-    if len(parts) <= EXCERPT_OVER or not query_stems:
+    if len(parts) < 2 or not query_stems or (len(parts) <= EXCERPT_OVER and (fits is None or fits(content))):
         return content
     shared = [len(query_stems & term_set(s)) for s in parts]
     ranked = sorted((i for i, n in enumerate(shared) if n > 0), key=lambda i: (-shared[i], i))[:EXCERPT_SENTENCES]
     if not ranked:
         return content
-    kept, previous = [], -1
-    for i in sorted(ranked):
-        kept.append(parts[i] if i == previous + 1 else f"{ELISION} {parts[i]}")
+    kept = [ranked[0]]
+    for i in ranked[1:]:
+        if fits is None or fits(_joined(parts, [*kept, i])):
+            kept.append(i)
+    return _joined(parts, kept)
+
+
+def _joined(parts: Sequence[str], kept: Sequence[int]) -> str:
+    out, previous = [], -1
+    for i in sorted(kept):
+        out.append(parts[i] if i == previous + 1 else f"{ELISION} {parts[i]}")
         previous = i
-    return " ".join(kept) + (f" {ELISION}" if previous < len(parts) - 1 else "")
+    return " ".join(out) + (f" {ELISION}" if previous < len(parts) - 1 else "")
+
+
+def _whole(content: str) -> str:
+    return content
 
 
 def memory_item(
     memory: MemoryRecord,
     score: float | None = None,
     companions: tuple[tuple[Item, float], ...] = (),
-    query_stems: frozenset[str] = frozenset(),
+    shorten: Shorten = _whole,
 ) -> Item:
-    shown = memory if memory.type == "summary" else replace(memory, content=excerpt(memory.content, query_stems))
+    shown = memory if memory.type == "summary" else replace(memory, content=shorten(memory.content))
     return Item(
         id=memory.id,
         kind="summary" if memory.type == "summary" else "memory",
@@ -187,11 +208,14 @@ class ContextService:
     async def build(self, request: ContextRequest) -> Packed:
         started = time.perf_counter()
         found, profile = await self._session(request.tenant_id, request.session_id)
-        view = await self._messages.buffer(request.tenant_id, request.session_id, None, None)
-        query = request.query if request.query is not None else default_query(view.messages)
-        memories, documents = (
-            await self._recall(request, found.session.user_id, query) if query and query.strip() else ([], [])
-        )
+        user_id = found.session.user_id
+        buffered = self._messages.buffer(request.tenant_id, request.session_id, None, None)
+        if request.query is not None:  # recall need not wait for the buffer
+            view, (memories, documents) = await asyncio.gather(buffered, self._recall(request, user_id, request.query))
+        else:
+            view = await buffered
+            query = default_query(view.messages)
+            memories, documents = await self._recall(request, user_id, query) if query else ([], [])
         inputs = Inputs(
             profile=profile,
             summary=summary_items(found.digest),
@@ -211,7 +235,10 @@ class ContextService:
         return found, profile_items(profile)
 
     async def _recall(self, request: ContextRequest, user_id: str, query: str) -> tuple[list[Item], list[Item]]:
-        """Memories and document chunks for the query, from one search ranking both."""
+        """Memories and document chunks for the query, from one search ranking both (none for a
+        blank query)."""
+        if not query.strip():
+            return [], []
         search = SearchQuery(
             tenant_id=request.tenant_id,
             query=query,
@@ -232,17 +259,20 @@ class ContextService:
 
     async def _memories(self, request: ContextRequest, hits: list[Found], query: str) -> list[Item]:
         stems = term_set(query)
+        allowance = request.max_tokens * ITEM_SHARE
+        fits = lambda text: self._tokens.count(text) <= allowance  # noqa: E731 - one use, named for reading
+        shorten = partial(excerpt, query_stems=stems, fits=fits)
         async with self._db.transaction() as repos:
-            neighbours = await self._neighbours(repos, request.tenant_id, hits[:WITH_NEIGHBOURS], stems)
-            sources = await self._sources(repos, request.tenant_id, hits, stems)
+            neighbours = await self._neighbours(repos, request.tenant_id, hits[:WITH_NEIGHBOURS], shorten)
+            sources = await self._sources(repos, request.tenant_id, hits, stems, shorten)
         return [
-            memory_item(hit.memory, hit.score, neighbours.get(hit.memory.id, ()) + sources.get(hit.memory.id, ()), stems)
+            memory_item(hit.memory, hit.score, neighbours.get(hit.memory.id, ()) + sources.get(hit.memory.id, ()), shorten)
             for hit in hits
         ]
 
     @staticmethod
     async def _neighbours(
-        repos: Repos, tenant_id: str, hits: Sequence[Found], stems: frozenset[str]
+        repos: Repos, tenant_id: str, hits: Sequence[Found], shorten: Shorten
     ) -> dict[str, tuple[tuple[Item, float], ...]]:
         """For each episode among ``hits``: the turns just before and after it in its session."""
         places = {
@@ -253,13 +283,13 @@ class ContextService:
         found = await repos.episodes.at_positions(tenant_id, [p for ps in places.values() for p in ps if p[1] >= 0])  # type: ignore[misc]
         by_place = {(m.session_id, m.position): m for m in found}
         return {
-            mid: tuple((memory_item(by_place[p], query_stems=stems), NEIGHBOUR_WEIGHT) for p in ps if p in by_place)
+            mid: tuple((memory_item(by_place[p], shorten=shorten), NEIGHBOUR_WEIGHT) for p in ps if p in by_place)
             for mid, ps in places.items()
         }
 
     @staticmethod
     async def _sources(
-        repos: Repos, tenant_id: str, hits: Sequence[Found], query_stems: frozenset[str]
+        repos: Repos, tenant_id: str, hits: Sequence[Found], query_stems: frozenset[str], shorten: Shorten
     ) -> dict[str, tuple[tuple[Item, float], ...]]:
         """For each summary among ``hits``: its sources that answer the query best (by shared terms)."""
         summaries = [h.memory for h in hits if h.memory.type == "summary"]
@@ -273,5 +303,5 @@ class ContextService:
                 ((overlap(query_stems, rows[s].content), rows[s]) for s in summary.source_ids if s in rows),
                 key=lambda pair: -pair[0],
             )
-            out[summary.id] = tuple((memory_item(m, query_stems=query_stems), SOURCE_WEIGHT * share) for share, m in scored[:SOURCES_PER_SUMMARY] if share > 0)
+            out[summary.id] = tuple((memory_item(m, shorten=shorten), SOURCE_WEIGHT * share) for share, m in scored[:SOURCES_PER_SUMMARY] if share > 0)
         return out

@@ -32,3 +32,12 @@ def test_short_memories_and_unmatched_ones_stay_whole() -> None:
 
 def test_one_line_folds_newlines() -> None:
     assert one_line("a\n b\t\tc ") == "a b c"
+
+
+def test_a_memory_over_its_allowance_keeps_the_best_sentence_that_fits() -> None:
+    text = "I adopted a puppy named Rex in March. We walk along the river every single morning."
+    fits = lambda t: len(t) <= 45  # noqa: E731 - a stand-in for the token allowance
+    assert excerpt(text, stems("When did I adopt the puppy?"), fits) == f"I adopted a puppy named Rex in March. {ELISION}"
+    # both sentences kept when they fit together; one sentence is never cut
+    assert excerpt(text, stems("puppy river"), lambda t: True) == text
+    assert excerpt("I adopted a puppy named Rex in March.", stems("puppy"), lambda t: False) == "I adopted a puppy named Rex in March."
