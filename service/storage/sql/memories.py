@@ -20,19 +20,15 @@ def memory_record(row: MemoryRow) -> MemoryRecord:
     return MemoryRecord(metadata=row.metadata_, **{f: getattr(row, f) for f in _FIELDS})
 
 
-def _values(memory: MemoryRecord) -> dict[str, object]:
-    values = field_values(memory)
-    values["metadata_"] = values.pop("metadata")
-    return values
-
-
 @dataclass(slots=True)
 class SqlMemories:
     db: AsyncSession
 
     async def insert_many(self, memories: Sequence[MemoryRecord]) -> None:
         if memories:
-            await self.db.execute(insert(MemoryRow), [_values(m) for m in memories])
+            # A Core insert of the table (the record's fields are its column names): the ORM's
+            # bulk path cost a tenth of a bulk import.
+            await self.db.execute(insert(MemoryRow.__table__), [field_values(m) for m in memories])
 
     async def get_many(self, tenant_id: str, ids: Sequence[str]) -> list[MemoryRecord]:
         if not ids:
@@ -79,8 +75,8 @@ class SqlMemories:
         row = await self.db.get(MemoryRow, memory.id)
         if row is None or row.tenant_id != memory.tenant_id:
             raise LookupError(memory.id)
-        for name, value in _values(memory).items():
-            setattr(row, name, value)
+        for name, value in field_values(memory).items():
+            setattr(row, "metadata_" if name == "metadata" else name, value)
         await self.db.flush()
 
     async def delete_many(self, tenant_id: str, ids: Sequence[str]) -> None:
@@ -105,7 +101,7 @@ class SqlMemoryVersions:
     async def add(self, tenant_id: str, versions: Sequence[MemoryVersion]) -> None:
         if versions:
             rows = [{"tenant_id": tenant_id, "user_id": v.snapshot.get("user_id"), **field_values(v)} for v in versions]
-            await self.db.execute(insert(MemoryVersionRow), rows)
+            await self.db.execute(insert(MemoryVersionRow.__table__), rows)
 
     async def history(self, tenant_id: str, memory_id: str) -> list[MemoryVersion]:
         stmt = (
