@@ -59,8 +59,6 @@ from service.workers.outbox import OutboxConfig, OutboxWorker
 from service.workers.supervisor import Supervisor, every
 
 STATE_GAUGES_SECONDS = 60.0
-#: How often the planner's statistics are refreshed (at start, then this often; a bulk import also does)
-SQL_STATISTICS_SECONDS = 600.0
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +114,6 @@ async def open_embedder(settings: Settings, metrics: Metrics) -> SentenceTransfo
         on_batch=metrics.observe_embedding_batch,
         threads=settings.embedding_threads,
         query_lane=settings.embedding_query_lane,
-        backend=settings.embedding_backend,
-        cache_dir=settings.embedding_cache_dir or settings.data_dir / "models",
     )
     await embedder.start()
     return embedder
@@ -289,7 +285,6 @@ def background(state: State) -> Supervisor:
     supervisor.add("purge", every(state.settings.purge_interval_seconds, lambda: purge_expired(state.backends.db)))
     supervisor.add("idempotency-purge", every(state.settings.purge_interval_seconds, state.idempotency.purge))
     supervisor.add("retention", every(state.settings.purge_interval_seconds, state.retention.apply))
-    supervisor.add("sql-statistics", every(SQL_STATISTICS_SECONDS, state.backends.db.analyze))
     supervisor.add(
         "state-gauges", every(STATE_GAUGES_SECONDS, lambda: refresh_state_gauges(state.backends.db, state.metrics))
     )

@@ -169,7 +169,6 @@ class BulkImporter:
                 await stages.drain()  # committed rows get their vectors (or jobs) whatever happened after
             finally:
                 await self._refresh_profiles(run)
-                await self._db.analyze()  # so the planner knows the new rows before the next query
         return run.tally
 
     def _line(self, run: _Run, number: int, line: MemoryImportLine, vector: list[float] | None) -> _Line:

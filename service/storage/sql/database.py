@@ -30,10 +30,6 @@ _SQLITE_PRAGMAS = (
 )
 
 
-#: Rows ANALYZE samples per index on SQLite: approximate statistics in milliseconds at any size.
-_ANALYSIS_LIMIT = 1000
-
-
 def _apply_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cur = dbapi_connection.cursor()
     for pragma in _SQLITE_PRAGMAS:
@@ -90,18 +86,6 @@ class SqlDatabase:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
-        self._sqlite = engine.dialect.name == "sqlite"
-
-    async def analyze(self) -> None:
-        """SQLite: ANALYZE on a sample of each index. Without statistics SQLite's planner read
-        ``tenant_id = ? AND id IN (...)`` through the tenant's index rather than the primary key:
-        713 ms at 1,000,000 memories in one tenant, 1.3 ms with them. Postgres's autovacuum keeps
-        its own statistics."""
-        if not self._sqlite:
-            return
-        async with self.engine.begin() as conn:
-            await conn.execute(text(f"PRAGMA analysis_limit={_ANALYSIS_LIMIT}"))
-            await conn.execute(text("ANALYZE"))
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SqlRepos]:
