@@ -114,6 +114,8 @@ async def open_embedder(settings: Settings, metrics: Metrics) -> SentenceTransfo
         on_batch=metrics.observe_embedding_batch,
         threads=settings.embedding_threads,
         query_lane=settings.embedding_query_lane,
+        backend=settings.embedding_backend,
+        cache_dir=settings.embedding_cache_dir or settings.data_dir / "models",
     )
     await embedder.start()
     return embedder

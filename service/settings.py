@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -65,6 +66,14 @@ class Settings(BaseSettings):
     # --- embeddings and recall -------------------------------------------------------------
     embedding_model: str | None = Field(
         None, description="sentence-transformers model name or path; unset uses the packaged all-MiniLM-L6-v2."
+    )
+    embedding_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "torch",
+        description="Runtime of the embedding model: torch (sentence-transformers), onnx (ONNX Runtime, exported "
+        "locally from the model's weights) or onnx-int8 (that export with dynamic int8 quantization).",
+    )
+    embedding_cache_dir: Path | None = Field(
+        None, description="Folder for the ONNX exports of the embedding model; unset means <data_dir>/models."
     )
     embedding_batch_size: int = Field(64, ge=1, le=1024)
     embedding_threads: int | None = Field(None, ge=1, le=256, description="Torch threads; unset uses every CPU.")

@@ -21,9 +21,14 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Self
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from service.embedding.model_path import resolve_model
+
+if TYPE_CHECKING:
+    from service.embedding.onnx_runtime import Backend
 
 __all__ = ["EmbedderClosedError", "SentenceEncoder", "SentenceTransformerEmbedder", "load_model"]
 
@@ -42,13 +47,35 @@ class SentenceEncoder(Protocol):
     def encode(self, inputs: list[str], /, **kwargs: Any) -> Any: ...
 
 
-def load_model(name_or_path: str, *, threads: int | None = None) -> SentenceEncoder:
-    """Load a sentence-transformers model on the CPU (blocking: seconds; call it in a thread)."""
-    import torch
-    from sentence_transformers import SentenceTransformer
+def load_model(
+    name_or_path: str,
+    *,
+    threads: int | None = None,
+    backend: Backend = "torch",
+    cache_dir: Path | None = None,
+) -> SentenceEncoder:
+    """Load a sentence-transformers model on the CPU (blocking: seconds; call it in a thread).
 
-    torch.set_num_threads(threads or _usable_cpus())
-    return SentenceTransformer(name_or_path, device="cpu")
+    ``backend`` is ``MEMORY_EMBEDDING_BACKEND``: ``torch`` runs the model with
+    sentence-transformers; ``onnx`` and ``onnx-int8`` run it on ONNX Runtime from an export made
+    here and kept in ``cache_dir`` (``service/embedding/onnx_runtime.py``).
+    """
+    threads = threads or _usable_cpus()
+    match backend:
+        case "torch":
+            import torch
+            from sentence_transformers import SentenceTransformer
+
+            torch.set_num_threads(threads)
+            return SentenceTransformer(name_or_path, device="cpu")
+        case "onnx" | "onnx-int8":
+            from service.embedding.onnx_runtime import OnnxEncoder
+
+            if cache_dir is None:
+                raise ValueError("the ONNX backends need a cache_dir (MEMORY_EMBEDDING_CACHE_DIR) for the exported model")
+            return OnnxEncoder.load(name_or_path, backend=backend, threads=threads, cache_dir=cache_dir)
+        case _:
+            raise ValueError(f"MEMORY_EMBEDDING_BACKEND must be one of torch, onnx, onnx-int8, not {backend!r}")
 
 
 def _usable_cpus() -> int:
@@ -128,11 +155,14 @@ class SentenceTransformerEmbedder:
         on_batch: BatchHook | None = None,
         threads: int | None = None,
         query_lane: bool = True,
+        backend: Backend = "torch",
+        cache_dir: Path | None = None,
     ) -> Self:
         """Resolve and load the model in a thread (twice with ``query_lane``); still to be started."""
         path = resolve_model(name)
-        model = await asyncio.to_thread(load_model, path, threads=threads)
-        query_model = await asyncio.to_thread(load_model, path, threads=threads) if query_lane else None
+        load = partial(load_model, path, threads=threads, backend=backend, cache_dir=cache_dir)
+        model = await asyncio.to_thread(load)
+        query_model = await asyncio.to_thread(load) if query_lane else None
         return cls(model, batch_size=batch_size, queue_size=queue_size, on_batch=on_batch, query_model=query_model)
 
     @property
