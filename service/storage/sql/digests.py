@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, insert, select, tuple_
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.storage.records import Mark, MemoryRecord, Progress, SessionDigest
@@ -121,11 +121,16 @@ class SqlEpisodes:
     async def at_positions(self, tenant_id: str, positions: Sequence[tuple[str, int]]) -> list[MemoryRecord]:
         if not positions:
             return []
+        # Sessions IN and positions IN (the index's columns in its order), then the exact pairs
+        # here: SQLite walked the whole tenant for a row-value IN of (session_id, position).
+        wanted = set(positions)
         stmt = select(MemoryRow).where(
             MemoryRow.tenant_id == tenant_id,
-            tuple_(MemoryRow.session_id, MemoryRow.position).in_([tuple(p) for p in dict.fromkeys(positions)]),
+            MemoryRow.session_id.in_(sorted({s for s, _ in wanted})),
+            MemoryRow.position.in_(sorted({p for _, p in wanted})),
         )
-        return [memory_record(r) for r in (await self.db.scalars(stmt)).all()]
+        rows = (await self.db.scalars(stmt)).all()
+        return [memory_record(r) for r in rows if (r.session_id, r.position) in wanted]
 
     async def derived_from(self, tenant_id: str, session_id: str) -> list[MemoryRecord]:
         """The session's episodes and the summary memories condensed from them."""

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.storage.records import ChunkRecord, DocumentQuery, DocumentRecord, Page
 from service.storage.sql import cursor
-from service.storage.sql.models import DocumentChunkRow, DocumentRow
+from service.storage.sql.models import DocumentChunkRow, DocumentRow, owned_by
 
 #: Rows per INSERT of chunks (well under the bind-parameter limits of both engines).
 _INSERT_BATCH = 500
@@ -120,8 +120,8 @@ class SqlDocuments:
     async def chunks_by_id(self, tenant_id: str, ids: Sequence[str]) -> list[ChunkRecord]:
         if not ids:
             return []
-        stmt = select(DocumentChunkRow).where(DocumentChunkRow.tenant_id == tenant_id, DocumentChunkRow.id.in_(list(ids)))
-        return [_chunk(r) for r in (await self.db.scalars(stmt)).all()]
+        rows = (await self.db.scalars(select(DocumentChunkRow).where(DocumentChunkRow.id.in_(list(ids))))).all()
+        return [_chunk(r) for r in owned_by(tenant_id, rows)]
 
     async def delete(self, tenant_id: str, document_id: str) -> bool:
         await self.db.execute(

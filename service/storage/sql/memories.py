@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.storage.records import MemoryQuery, MemoryRecord, MemoryVersion, Page, field_values
 from service.storage.sql import cursor
-from service.storage.sql.models import MemoryRow, MemoryVersionRow
+from service.storage.sql.models import MemoryRow, MemoryVersionRow, owned_by
 
 _FIELDS = tuple(f for f in MemoryRecord.__dataclass_fields__ if f != "metadata")
 
@@ -33,8 +33,8 @@ class SqlMemories:
     async def get_many(self, tenant_id: str, ids: Sequence[str]) -> list[MemoryRecord]:
         if not ids:
             return []
-        stmt = select(MemoryRow).where(MemoryRow.tenant_id == tenant_id, MemoryRow.id.in_(list(ids)))
-        return [memory_record(r) for r in (await self.db.scalars(stmt)).all()]
+        rows = (await self.db.scalars(select(MemoryRow).where(MemoryRow.id.in_(list(ids))))).all()
+        return [memory_record(r) for r in owned_by(tenant_id, rows)]
 
     async def find_by_hash(self, tenant_id: str, user_id: str, type: str, hashes: Sequence[str]) -> list[MemoryRecord]:
         stmt = select(MemoryRow).where(
@@ -81,7 +81,10 @@ class SqlMemories:
 
     async def delete_many(self, tenant_id: str, ids: Sequence[str]) -> None:
         if ids:
-            await self.db.execute(delete(MemoryRow).where(MemoryRow.tenant_id == tenant_id, MemoryRow.id.in_(list(ids))))
+            found = (await self.db.execute(select(MemoryRow.id, MemoryRow.tenant_id).where(MemoryRow.id.in_(list(ids))))).all()
+            mine = [row.id for row in owned_by(tenant_id, found)]
+            if mine:
+                await self.db.execute(delete(MemoryRow).where(MemoryRow.id.in_(mine)))
 
     async def speakers(self, tenant_id: str, user_id: str) -> list[str]:
         stmt = (

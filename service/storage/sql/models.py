@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import BigInteger, ForeignKeyConstraint, Index, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -272,3 +273,19 @@ class DocumentChunkRow(Base):
         ),
         Index("ix_document_chunks_document", "tenant_id", "document_id", "chunk_index", unique=True),
     )
+
+
+class _Tenanted(Protocol):
+    tenant_id: str
+
+
+Owned = TypeVar("Owned", bound=_Tenanted)
+
+
+def owned_by(tenant_id: str, rows: Sequence[Owned]) -> list[Owned]:
+    """The rows of one tenant among rows read by primary key.
+
+    Reads by id ask for the id alone and check the tenant here: with ``tenant_id = ? AND id IN
+    (...)`` SQLite's planner (without statistics, or with sampled ones) walked the tenant's
+    index instead of the primary key, 713 ms at 1,000,000 memories in one tenant against 1 ms."""
+    return [r for r in rows if r.tenant_id == tenant_id]
