@@ -65,3 +65,11 @@ async def test_turns_at_positions_use_the_session_index(sqlite_db: SqlDatabase) 
     plans = await plans_of_reads(sqlite_db, read)
     assert sorted((m.session_id, m.position) for m in found) == sorted(wanted)
     assert plans and all("ix_memories_session" in p for p in plans), plans
+
+
+async def test_keyword_index_lookups_use_the_primary_key(sqlite_db: SqlDatabase) -> None:
+    async with sqlite_db.transaction() as repos:
+        for i in range(0, 3000, 7):
+            await repos.terms.add("t1", f"u{i % 30}", f"m{i:05d}", ["trip", f"term{i % 13}"])
+    plans = await plans_of_reads(sqlite_db, lambda r: r.terms.lookup("t1", "u3", ["trip", "term3"], 10))
+    assert plans and all("sqlite_autoindex_memory_terms_1" in p for p in plans), plans

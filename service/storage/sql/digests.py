@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -84,19 +85,16 @@ class SqlTerms:
         """Memory id -> how many of ``terms`` it is indexed under, best first."""
         if not terms:
             return {}
-        matched = func.count().label("matched")
-        stmt = (
-            select(MemoryTermRow.memory_id, matched)
-            .where(
-                MemoryTermRow.tenant_id == tenant_id,
-                MemoryTermRow.user_id == user_id,
-                MemoryTermRow.term.in_(list(dict.fromkeys(terms))),
-            )
-            .group_by(MemoryTermRow.memory_id)
-            .order_by(matched.desc(), MemoryTermRow.memory_id)
-            .limit(limit)
+        # The primary key's order (tenant, user, term), the counting here: with GROUP BY memory_id
+        # in SQL, SQLite walked the tenant's (tenant_id, memory_id) index instead.
+        stmt = select(MemoryTermRow.memory_id).where(
+            MemoryTermRow.tenant_id == tenant_id,
+            MemoryTermRow.user_id == user_id,
+            MemoryTermRow.term.in_(list(dict.fromkeys(terms))),
         )
-        return {memory_id: int(count) for memory_id, count in (await self.db.execute(stmt)).all()}
+        matched = Counter((await self.db.scalars(stmt)).all())
+        best = sorted(matched.items(), key=lambda pair: (-pair[1], pair[0]))[:limit]
+        return dict(best)
 
     async def delete(self, tenant_id: str, memory_ids: Sequence[str]) -> None:
         if memory_ids:
