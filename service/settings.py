@@ -76,7 +76,7 @@ class Settings(BaseSettings):
         None, description="Folder for the ONNX exports of the embedding model; unset means <data_dir>/models."
     )
     embedding_batch_size: int = Field(64, ge=1, le=1024)
-    embedding_threads: int | None = Field(None, ge=1, le=256, description="Torch threads; unset uses every CPU.")
+    embedding_threads: int | None = Field(None, ge=1, le=256, description="Threads of the embedding model (torch or ONNX Runtime); unset uses every CPU.")
     embedding_queue_size: int = Field(1024, ge=1)
     indexing_lag_warn_seconds: float = Field(
         60.0, gt=0, description="Oldest pending job age beyond which /readyz reports indexing as behind."
