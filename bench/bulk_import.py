@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import secrets
 import sys
@@ -47,6 +46,7 @@ from bench.load import (
     wait_ready,
 )
 from bench.locomo import FILLER_POOL, FillerPlan, filler_pool, import_filler
+from bench.report import emit
 
 log = logging.getLogger("bench.bulk_import")
 
@@ -115,10 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 stop_server(server)
         result["service"] = "embedded (SQLite, in-process buffer, Qdrant Edge), started by the benchmark"
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(result, args.out)
     return 0
 
 

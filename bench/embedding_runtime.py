@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import logging
 import os
 import sys
@@ -31,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from bench.locomo import DEFAULT_DATA, latency_summary, load_locomo
+from bench.report import emit
 from service.embedding.model_path import resolve_model
 from service.embedding.onnx_runtime import BACKENDS
 from service.embedding.sentence_transformer import SentenceEncoder, load_model
@@ -130,10 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         "threads": args.threads,
         "results": results,
     }
-    text = json.dumps(summary, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(summary, args.out)
     return 0
 
 

@@ -14,10 +14,10 @@ import asyncio
 import json
 import logging
 import time
-from functools import partial
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 
 from service.digest.extractive import sentences
 from service.domain.clock import now
