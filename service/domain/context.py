@@ -15,9 +15,9 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
+from functools import lru_cache, partial
 
 from service.digest.extractive import sentences
 from service.domain.clock import now
@@ -81,12 +81,18 @@ def message_item(message: BufferedMessage) -> Item:
     )
 
 
-def memory_line(memory: MemoryRecord) -> str:
+def memory_line(memory: MemoryRecord, content: str | None = None) -> str:
+    """The memory's prompt line; ``content`` stands for its text (an excerpt) unless it is a summary."""
     if memory.type == "summary":
         return f"(summary) {' / '.join(one_line(line) for line in memory.content.splitlines() if line.strip())}"
-    if memory.speaker:
-        return f"{memory.speaker}: {one_line(memory.content)}"
-    return f"({memory.type}) {one_line(memory.content)}"
+    text = one_line(memory.content if content is None else content)
+    return f"{memory.speaker}: {text}" if memory.speaker else f"({memory.type}) {text}"
+
+
+@lru_cache(maxsize=16384)
+def _sentences(content: str) -> tuple[str, ...]:
+    """The sentences of a memory (cached: the same memories come back call after call)."""
+    return tuple(sentences(content))
 
 
 def excerpt(content: str, query_stems: frozenset[str], fits: Callable[[str], bool] | None = None) -> str:
@@ -95,7 +101,7 @@ def excerpt(content: str, query_stems: frozenset[str], fits: Callable[[str], boo
     ``EXCERPT_OVER`` sentences, and of one that ``fits`` refuses, the best sentence and the next
     best while the excerpt still fits. The content as it is when it is short, is one sentence,
     or no sentence shares a term."""
-    parts = sentences(content)
+    parts = _sentences(content)
     if len(parts) < 2 or not query_stems or (len(parts) <= EXCERPT_OVER and (fits is None or fits(content))):
         return content
     shared = [len(query_stems & term_set(s)) for s in parts]
@@ -127,11 +133,10 @@ def memory_item(
     companions: tuple[tuple[Item, float], ...] = (),
     shorten: Shorten = _whole,
 ) -> Item:
-    shown = memory if memory.type == "summary" else replace(memory, content=shorten(memory.content))
     return Item(
         id=memory.id,
         kind="summary" if memory.type == "summary" else "memory",
-        text=memory_line(shown),
+        text=memory_line(memory, None if memory.type == "summary" else shorten(memory.content)),
         score=score,
         group=date_header(memory.event_time),
         order=(memory.event_time, memory.session_id or "", memory.position or 0, memory.id),

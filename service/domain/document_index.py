@@ -24,9 +24,13 @@ EMBED_BATCH = 64
 DOCUMENT_SOURCE = "document"
 
 
+#: The payload key :func:`is_chunk` reads.
+SOURCE_FIELD = "source"
+
+
 def is_chunk(payload: Mapping[str, Any]) -> bool:
     """Whether a vector point's payload is a document chunk's (else it is a memory's)."""
-    return payload.get("source") == DOCUMENT_SOURCE
+    return payload.get(SOURCE_FIELD) == DOCUMENT_SOURCE
 
 
 @dataclass(frozen=True, slots=True)

@@ -187,9 +187,13 @@ def _take_best(claims: _Claims, name: SectionName, items: Iterable[Item], limit:
 
 
 def _near_duplicate(stems: frozenset[str], taken: Sequence[frozenset[str]]) -> bool:
+    """Whether ``stems`` nearly repeat one of ``taken`` (a Jaccard similarity of at least
+    ``NEAR_DUPLICATE``, which two sets can only reach when their sizes are that close)."""
     if not stems:
         return False
-    return any(len(stems & t) / len(stems | t) >= NEAR_DUPLICATE for t in taken if t)
+    size = len(stems)
+    low, high = size * NEAR_DUPLICATE, size / NEAR_DUPLICATE
+    return any(low <= len(t) <= high and len(stems & t) / len(stems | t) >= NEAR_DUPLICATE for t in taken if t)
 
 
 class _MemoryPicker:
@@ -246,14 +250,17 @@ def _fields(item: Item) -> dict[str, object]:
 # --------------------------------------------------------------------------- the whole
 
 
-def _fit(claims: _Claims, max_tokens: int) -> str:
-    """Render, and drop the last-claimed items while the exact count exceeds the budget."""
+def _fit(claims: _Claims, max_tokens: int) -> tuple[str, int]:
+    """Render, and drop the last-claimed items while the exact count exceeds the budget; the
+    prompt and its count."""
     prompt = render(claims.chosen)
-    while claims.order and claims.tokens.count(prompt) > max_tokens:
+    count = claims.tokens.count(prompt)
+    while claims.order and count > max_tokens:
         name, item = claims.order.pop()
         claims.chosen[name].remove(item)
         prompt = render(claims.chosen)
-    return prompt
+        count = claims.tokens.count(prompt)
+    return prompt, count
 
 
 def pack(inputs: Inputs, max_tokens: int, tokens: TokenCounter) -> Packed:
@@ -267,11 +274,11 @@ def pack(inputs: Inputs, max_tokens: int, tokens: TokenCounter) -> Packed:
     _MemoryPicker(claims, max_tokens).run([m for m in inputs.memories if m.id not in claims.ids])
     _take_best(claims, "documents", inputs.documents, max_tokens)
     _take_run(claims, "recent", newest_first, max_tokens)
-    prompt = _fit(claims, max_tokens)
+    prompt, count = _fit(claims, max_tokens)
     sections = []
     for name in SECTIONS:
         text = render_section(name, claims.chosen[name])
         items = sorted(claims.chosen[name], key=lambda i: i.order)
         counts = [tokens.count(i.text) for i in items]
         sections.append(Section(name, text, tokens.count(text) if text else 0, items, counts))
-    return Packed(prompt=prompt, tokens=tokens.count(prompt), max_tokens=max_tokens, sections=sections)
+    return Packed(prompt=prompt, tokens=count, max_tokens=max_tokens, sections=sections)

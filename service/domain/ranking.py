@@ -46,9 +46,12 @@ from typing import Any
 
 from service.domain.query_plan import DatePeriod, QueryPlan
 
-__all__ = ["Candidate", "RankedMemory", "RankingParams", "ScoreParts", "rank"]
+__all__ = ["RANKED_FIELDS", "Candidate", "RankedMemory", "RankingParams", "ScoreParts", "rank"]
 
 _DAY = 86400.0
+
+#: The payload keys :func:`rank` reads.
+RANKED_FIELDS = ("speaker", "event_time", "session_id", "seq", "importance")
 
 
 @dataclass(frozen=True, slots=True)

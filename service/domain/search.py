@@ -11,7 +11,7 @@ from typing import Literal
 
 from service.domain import query_plan, ranking
 from service.domain.clock import now
-from service.domain.document_index import is_chunk
+from service.domain.document_index import SOURCE_FIELD, is_chunk
 from service.domain.indexing import payload
 from service.domain.memories import alive
 from service.embedding.text import term_set
@@ -32,6 +32,8 @@ Source = Literal["memories", "documents"]
 
 #: Memories the keyword index may add to one search's candidates.
 INDEXED_CANDIDATES = 20
+#: What a hit's payload must carry: what fusion ranks on, and whether it is a document chunk.
+HIT_FIELDS = (*ranking.RANKED_FIELDS, SOURCE_FIELD)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,19 +159,25 @@ class SearchService:
 
         async def nearest() -> list[ranking.Candidate]:
             vector = await dense
-            return await run("dense", VectorQuery(filter=where, limit=k, dense=vector) if vector is not None else None)
+            asked = VectorQuery(filter=where, limit=k, dense=vector, payload_fields=HIT_FIELDS) if vector is not None else None
+            return await run("dense", asked)
 
         found = await asyncio.gather(
             nearest(),
-            run("sparse", VectorQuery(filter=where, limit=k, sparse=sparse) if sparse is not None else None),
+            run("sparse", VectorQuery(filter=where, limit=k, sparse=sparse, payload_fields=HIT_FIELDS) if sparse is not None else None),
         )
         return found[0], found[1]
 
-    async def _plan(self, q: SearchQuery) -> query_plan.QueryPlan:
-        """Read the query against the user's known speakers (so a named person is matched, not searched)."""
+    async def _plan(self, q: SearchQuery) -> tuple[query_plan.QueryPlan, frozenset[Source]]:
+        """Read the query against the user's known speakers (so a named person is matched, not
+        searched), and the sources worth asking: documents only when the query names namespaces
+        or the user owns a document (two vector queries saved for every other user)."""
+        sources = q.sources
         async with self._db.transaction() as repos:
             speakers = await repos.memories.speakers(q.tenant_id, q.user_id)
-        return query_plan.plan_query(q.query, speakers)
+            if "documents" in sources and not q.namespaces and not await repos.documents.owns_any(q.tenant_id, q.user_id):
+                sources = sources - {"documents"}
+        return query_plan.plan_query(q.query, speakers), sources
 
     async def _indexed(self, q: SearchQuery, text: str, where: VectorFilter) -> list[ranking.Candidate]:
         """Memories the keyword index files under the query's terms (summaries by topic), with the
@@ -204,14 +212,14 @@ class SearchService:
         at = now()
         where = self._filter(q, at)
         k = max(self._candidates, q.limit * 3)
-        plan = await self._plan(q)
+        plan, sources = await self._plan(q)
         vector = asyncio.ensure_future(self._query_vector(q, plan.search_text))
         try:
             probes = (vector, self._query_terms(q, plan.search_text))
             sides = []
-            if "memories" in q.sources:
+            if "memories" in sources:
                 sides.append(self._memory_candidates(q, plan.search_text, where, probes, k))
-            if "documents" in q.sources:
+            if "documents" in sources:
                 sides.append(self._hits(self._document_filter(q), *probes, k))
             found = await asyncio.gather(*sides)
         finally:

@@ -298,6 +298,10 @@ class DocumentRepo(Protocol):
 
     async def chunks_by_id(self, tenant_id: str, ids: Sequence[str]) -> list[ChunkRecord]: ...
 
+    async def owns_any(self, tenant_id: str, user_id: str) -> bool:
+        """Whether the user owns at least one document (search skips their documents when not)."""
+        ...
+
     async def delete(self, tenant_id: str, document_id: str) -> bool:
         """Remove a document and its chunks; False when there was none."""
         ...

@@ -65,6 +65,19 @@ class TestDocuments:
             with pytest.raises(InvalidCursor):
                 await r.documents.list(DocumentQuery(tenant, 3, namespace="handbook", cursor=first.next_cursor))
 
+    async def test_owns_any_asks_for_the_user_s_own_documents(self, db: SqlDatabase, tenant: str) -> None:
+        mine, shared = document(tenant, user="u1"), document(tenant, user=None, namespace="handbook")
+        async with db.transaction() as r:
+            assert not await r.documents.owns_any(tenant, "u1")
+            for doc in (mine, shared):
+                await r.documents.insert(doc, chunks_of(doc))
+        async with db.transaction() as r:
+            assert await r.documents.owns_any(tenant, "u1")
+            assert not await r.documents.owns_any(tenant, "u2")  # a namespace's documents are nobody's
+            assert not await r.documents.owns_any("other-tenant", "u1")
+            await r.documents.delete(tenant, mine.id)
+            assert not await r.documents.owns_any(tenant, "u1")
+
     async def test_delete_takes_the_chunks_along(self, db: SqlDatabase, tenant: str) -> None:
         doc = document(tenant)
         parts = chunks_of(doc)

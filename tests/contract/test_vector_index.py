@@ -115,6 +115,15 @@ class TestDense:
         assert [h.id for h in hits] == [points[0].id, points[1].id]
         assert hits[0].payload == points[0].payload
 
+    @pytest.mark.parametrize("side", ["dense", "sparse"])
+    async def test_hits_carry_only_the_payload_fields_asked_for(self, index: VectorIndex, side: str) -> None:
+        stored = point(speaker="Ann", metadata={"n": 1})
+        await index.upsert([stored])
+        probe = {"dense": unit(1.0)} if side == "dense" else {"sparse": sparse_query(1)}
+        fields = ("speaker", "event_time", "source")  # a chunk's key, absent from this point
+        hits = await index.search(VectorQuery(filter=VectorFilter(T1), limit=5, payload_fields=fields, **probe))
+        assert [h.payload for h in hits] == [{"speaker": "Ann", "event_time": 100.0}]
+
 
 class TestSparse:
     async def test_idf_lets_a_rare_term_beat_a_common_one(self, index: VectorIndex) -> None:

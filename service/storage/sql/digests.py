@@ -10,8 +10,15 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.storage.records import Mark, MemoryRecord, Progress, SessionDigest
-from service.storage.sql.memories import memory_record
-from service.storage.sql.models import MemoryRow, MemoryTermRow, SessionDigestRow
+from service.storage.sql.memories import read_memories, select_memories
+from service.storage.sql.models import (
+    DIGEST_COLUMNS,
+    MEMORY_COLUMNS,
+    MemoryRow,
+    MemoryTermRow,
+    SessionDigestRow,
+    select_plain,
+)
 
 _STEPS = ("summarized", "condensed", "extracted")
 
@@ -51,8 +58,11 @@ class SqlDigests:
     db: AsyncSession
 
     async def get(self, tenant_id: str, session_id: str) -> SessionDigest | None:
-        row = await self.db.get(SessionDigestRow, (tenant_id, session_id))
-        return _digest(row) if row else None
+        stmt = select_plain(SessionDigestRow).where(
+            DIGEST_COLUMNS.tenant_id == tenant_id, DIGEST_COLUMNS.session_id == session_id
+        )
+        rows = (await self.db.execute(stmt)).all()
+        return _digest(rows[0]) if rows else None  # type: ignore[arg-type] - reads like a SessionDigestRow
 
     async def save(self, digest: SessionDigest) -> None:
         """Insert or overwrite the digest of its session (the caller holds the session's job)."""
@@ -87,12 +97,11 @@ class SqlTerms:
             return {}
         # The primary key's order (tenant, user, term), the counting here: with GROUP BY memory_id
         # in SQL, SQLite walked the tenant's (tenant_id, memory_id) index instead.
-        stmt = select(MemoryTermRow.memory_id).where(
-            MemoryTermRow.tenant_id == tenant_id,
-            MemoryTermRow.user_id == user_id,
-            MemoryTermRow.term.in_(list(dict.fromkeys(terms))),
+        table = MemoryTermRow.__table__.c
+        stmt = select(table.memory_id).where(
+            table.tenant_id == tenant_id, table.user_id == user_id, table.term.in_(list(dict.fromkeys(terms)))
         )
-        matched = Counter((await self.db.scalars(stmt)).all())
+        matched = Counter(row.memory_id for row in (await self.db.execute(stmt)).all())
         best = sorted(matched.items(), key=lambda pair: (-pair[1], pair[0]))[:limit]
         return dict(best)
 
@@ -122,19 +131,18 @@ class SqlEpisodes:
         # Sessions IN and positions IN (the index's columns in its order), then the exact pairs
         # here: SQLite walked the whole tenant for a row-value IN of (session_id, position).
         wanted = set(positions)
-        stmt = select(MemoryRow).where(
-            MemoryRow.tenant_id == tenant_id,
-            MemoryRow.session_id.in_(sorted({s for s, _ in wanted})),
-            MemoryRow.position.in_(sorted({p for _, p in wanted})),
+        stmt = select_memories().where(
+            MEMORY_COLUMNS.tenant_id == tenant_id,
+            MEMORY_COLUMNS.session_id.in_(sorted({s for s, _ in wanted})),
+            MEMORY_COLUMNS.position.in_(sorted({p for _, p in wanted})),
         )
-        rows = (await self.db.scalars(stmt)).all()
-        return [memory_record(r) for r in rows if (r.session_id, r.position) in wanted]
+        return [m for m in await read_memories(self.db, stmt) if (m.session_id, m.position) in wanted]
 
     async def derived_from(self, tenant_id: str, session_id: str) -> list[MemoryRecord]:
         """The session's episodes and the summary memories condensed from them."""
-        stmt = select(MemoryRow).where(
-            MemoryRow.tenant_id == tenant_id,
-            MemoryRow.session_id == session_id,
-            (MemoryRow.position.is_not(None)) | (MemoryRow.type == "summary"),
+        stmt = select_memories().where(
+            MEMORY_COLUMNS.tenant_id == tenant_id,
+            MEMORY_COLUMNS.session_id == session_id,
+            (MEMORY_COLUMNS.position.is_not(None)) | (MEMORY_COLUMNS.type == "summary"),
         )
-        return [memory_record(r) for r in (await self.db.scalars(stmt)).all()]
+        return await read_memories(self.db, stmt)

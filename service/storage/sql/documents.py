@@ -123,6 +123,11 @@ class SqlDocuments:
         rows = (await self.db.scalars(select(DocumentChunkRow).where(DocumentChunkRow.id.in_(list(ids))))).all()
         return [_chunk(r) for r in owned_by(tenant_id, rows)]
 
+    async def owns_any(self, tenant_id: str, user_id: str) -> bool:
+        table = DocumentRow.__table__.c
+        stmt = select(table.id).where(table.tenant_id == tenant_id, table.user_id == user_id).limit(1)
+        return bool((await self.db.execute(stmt)).all())
+
     async def delete(self, tenant_id: str, document_id: str) -> bool:
         await self.db.execute(
             delete(DocumentChunkRow).where(

@@ -20,7 +20,7 @@ from service.storage.records import (
     SessionRecord,
 )
 from service.storage.sql import cursor
-from service.storage.sql.models import MessageRow, SessionRow
+from service.storage.sql.models import MESSAGE_COLUMNS, SESSION_COLUMNS, MessageRow, SessionRow, select_plain
 
 
 def session_record(row: SessionRow) -> SessionRecord:
@@ -73,8 +73,9 @@ class SqlSessions:
         return True
 
     async def get(self, tenant_id: str, session_id: str) -> SessionRecord | None:
-        row = await self.db.get(SessionRow, (tenant_id, session_id))
-        return session_record(row) if row else None
+        stmt = select_plain(SessionRow).where(SESSION_COLUMNS.tenant_id == tenant_id, SESSION_COLUMNS.id == session_id)
+        rows = (await self.db.execute(stmt)).all()
+        return session_record(rows[0]) if rows else None  # type: ignore[arg-type] - reads like a SessionRow
 
     async def list(self, query: SessionQuery) -> Page[SessionRecord]:
         stmt = select(SessionRow).where(SessionRow.tenant_id == query.tenant_id)
@@ -166,13 +167,13 @@ class SqlMessages:
 
     async def recent(self, tenant_id: str, session_id: str, limit: int) -> list[MessageRecord]:
         stmt = (
-            select(MessageRow)
-            .where(MessageRow.tenant_id == tenant_id, MessageRow.session_id == session_id)
-            .order_by(MessageRow.created_at.desc(), MessageRow.seq.desc())
+            select_plain(MessageRow)
+            .where(MESSAGE_COLUMNS.tenant_id == tenant_id, MESSAGE_COLUMNS.session_id == session_id)
+            .order_by(MESSAGE_COLUMNS.created_at.desc(), MESSAGE_COLUMNS.seq.desc())
             .limit(limit)
         )
-        rows = (await self.db.scalars(stmt)).all()
-        return [_message_record(r) for r in reversed(rows)]
+        rows = (await self.db.execute(stmt)).all()
+        return [_message_record(r) for r in reversed(rows)]  # type: ignore[arg-type] - reads like a MessageRow
 
     async def after(self, tenant_id: str, session_id: str, mark: Mark | None, limit: int) -> list[MessageRecord]:
         stmt = select(MessageRow).where(MessageRow.tenant_id == tenant_id, MessageRow.session_id == session_id)

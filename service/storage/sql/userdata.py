@@ -9,8 +9,9 @@ from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.storage.records import Erased, MemoryRecord, MemoryVersion, MessageRecord, SessionRecord, field_values
-from service.storage.sql.memories import SqlMemories, memory_record
+from service.storage.sql.memories import SqlMemories, read_memories, select_memories
 from service.storage.sql.models import (
+    MEMORY_COLUMNS,
     DocumentChunkRow,
     DocumentRow,
     MemoryRow,
@@ -41,11 +42,10 @@ class SqlUserData:
 
     async def memories(self, tenant_id: str, user_id: str, after_id: str | None, limit: int) -> list[MemoryRecord]:
         """Every memory of the user (expired ones too), in id order after ``after_id``."""
-        stmt = select(MemoryRow).where(MemoryRow.tenant_id == tenant_id, MemoryRow.user_id == user_id)
+        stmt = select_memories().where(MEMORY_COLUMNS.tenant_id == tenant_id, MEMORY_COLUMNS.user_id == user_id)
         if after_id is not None:
-            stmt = stmt.where(MemoryRow.id > after_id)
-        rows = (await self.db.scalars(stmt.order_by(MemoryRow.id).limit(limit))).all()
-        return [memory_record(r) for r in rows]
+            stmt = stmt.where(MEMORY_COLUMNS.id > after_id)
+        return await read_memories(self.db, stmt.order_by(MEMORY_COLUMNS.id).limit(limit))
 
     async def versions(
         self, tenant_id: str, user_id: str, after: tuple[str, int] | None, limit: int

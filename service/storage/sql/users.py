@@ -17,8 +17,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.storage.records import MemoryRecord, ProfileRecord, UserSummary
-from service.storage.sql.memories import memory_record
-from service.storage.sql.models import DocumentRow, MemoryRow, MessageRow, SessionRow, UserProfileRow
+from service.storage.sql.memories import read_memories, select_memories
+from service.storage.sql.models import (
+    MEMORY_COLUMNS,
+    PROFILE_COLUMNS,
+    DocumentRow,
+    MemoryRow,
+    MessageRow,
+    SessionRow,
+    UserProfileRow,
+    select_plain,
+)
 
 #: The tables that name a user, with the column that does.
 _USER_COLUMNS = (SessionRow.user_id, MemoryRow.user_id, DocumentRow.user_id, UserProfileRow.user_id)
@@ -132,11 +141,11 @@ class SqlProfiles:
     db: AsyncSession
 
     async def get(self, tenant_id: str, user_id: str, for_update: bool = False) -> ProfileRecord | None:
-        stmt = select(UserProfileRow).where(UserProfileRow.tenant_id == tenant_id, UserProfileRow.user_id == user_id)
+        stmt = select_plain(UserProfileRow).where(PROFILE_COLUMNS.tenant_id == tenant_id, PROFILE_COLUMNS.user_id == user_id)
         if for_update:
             stmt = stmt.with_for_update()  # Postgres locks the row; SQLite has one writer anyway
-        row = (await self.db.scalars(stmt.execution_options(populate_existing=True))).one_or_none()
-        return _profile(row) if row else None
+        rows = (await self.db.execute(stmt)).all()
+        return _profile(rows[0]) if rows else None  # type: ignore[arg-type] - reads like a UserProfileRow
 
     async def save(self, profile: ProfileRecord) -> None:
         values = {
@@ -169,17 +178,17 @@ class SqlProfiles:
         self, tenant_id: str, user_id: str, types: Sequence[str], alive_at: datetime, limit: int
     ) -> list[MemoryRecord]:
         stmt = (
-            select(MemoryRow)
+            select_memories()
             .where(
-                MemoryRow.tenant_id == tenant_id,
-                MemoryRow.user_id == user_id,
-                MemoryRow.type.in_(list(types)),
-                or_(MemoryRow.expires_at.is_(None), MemoryRow.expires_at > alive_at),
+                MEMORY_COLUMNS.tenant_id == tenant_id,
+                MEMORY_COLUMNS.user_id == user_id,
+                MEMORY_COLUMNS.type.in_(list(types)),
+                or_(MEMORY_COLUMNS.expires_at.is_(None), MEMORY_COLUMNS.expires_at > alive_at),
             )
-            .order_by(MemoryRow.importance.desc(), MemoryRow.updated_at.desc(), MemoryRow.id)
+            .order_by(MEMORY_COLUMNS.importance.desc(), MEMORY_COLUMNS.updated_at.desc(), MEMORY_COLUMNS.id)
             .limit(limit)
         )
-        return [memory_record(r) for r in (await self.db.scalars(stmt)).all()]
+        return await read_memories(self.db, stmt)
 
     async def _update(self, tenant_id: str, user_id: str, values: dict[str, Any]) -> bool:
         stmt = (

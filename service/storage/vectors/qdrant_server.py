@@ -70,7 +70,7 @@ class QdrantServerIndex:
             query_filter=_filter(query.filter),
             search_params=params,
             limit=query.limit,
-            with_payload=True,
+            with_payload=True if query.payload_fields is None else list(query.payload_fields),
             with_vectors=False,
         )
         return [VectorHit(str(p.id), p.score, p.payload or {}) for p in response.points]
