@@ -177,11 +177,13 @@ def rank(
     relevance = {m: p.semantic_weight * semantic[m] + p.keyword_weight * keyword[m] for m in payloads}
     rel_scale = p.semantic_weight + p.keyword_weight
 
-    ranked: list[RankedMemory] = []
+    # Scores first, as plain tuples; records only for what is returned (``limit``).
+    scored: list[tuple[float, str, tuple[float, ...]]] = []
     for mid, payload in payloads.items():
         speaker = 0.0
-        if plan.speakers and payload.get("speaker") in plan.speakers:
-            speaker = 1.0 if payload.get("speaker") == plan.speakers[0] else p.other_speaker_part
+        said = payload.get("speaker")
+        if plan.speakers and said in plan.speakers:
+            speaker = 1.0 if said == plan.speakers[0] else p.other_speaker_part
         event_time = _as_float(payload.get("event_time"))
         date = _date_part(event_time, plan.periods, p.date_scale_days)
 
@@ -201,15 +203,6 @@ def rank(
 
         importance = min(max(_as_float(payload.get("importance")) or 0.0, 0.0), 1.0)
 
-        parts = ScoreParts(
-            semantic=semantic[mid],
-            keyword=keyword[mid],
-            speaker=speaker,
-            date=date,
-            context=context,
-            recency=recency,
-            importance=importance,
-        )
         score = (
             relevance[mid]
             + p.speaker_weight * speaker
@@ -218,7 +211,10 @@ def rank(
             + p.recency_weight * recency
             + p.importance_weight * importance
         )
-        ranked.append(RankedMemory(id=mid, score=score, parts=parts, payload=payload))
+        scored.append((score, mid, (semantic[mid], keyword[mid], speaker, date, context, recency, importance)))
 
-    ranked.sort(key=lambda r: (-r.score, r.id))
-    return ranked if limit is None else ranked[:limit]
+    scored.sort(key=lambda row: (-row[0], row[1]))
+    return [
+        RankedMemory(id=mid, score=score, parts=ScoreParts(*parts), payload=payloads[mid])
+        for score, mid, parts in (scored if limit is None else scored[:limit])
+    ]

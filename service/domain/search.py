@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 
@@ -25,6 +25,7 @@ from service.storage.records import (
     VectorFilter,
     VectorHit,
     VectorQuery,
+    field_values,
 )
 
 Mode = Literal["hybrid", "semantic", "keyword"]
@@ -226,10 +227,11 @@ class SearchService:
             _settle(vector)
         dense = [c for side, _ in found for c in side]
         sparse = [c for _, side in found for c in side]
-        ranked = ranking.rank(plan, dense, sparse, q.params, now=at.timestamp())
+        # The best first, so the shortlist of those above min_score is a prefix of the top ones.
+        wanted = q.limit * 3 if q.mmr_lambda is not None else q.limit + 5
+        shortlist = ranking.rank(plan, dense, sparse, q.params, now=at.timestamp(), limit=wanted)
         if q.min_score is not None:
-            ranked = [r for r in ranked if r.score >= q.min_score]
-        shortlist = ranked[: q.limit * 3 if q.mmr_lambda is not None else q.limit + 5]
+            shortlist = [r for r in shortlist if r.score >= q.min_score]
         records = await self._records(q.tenant_id, shortlist, at)
         live = [r for r in shortlist if r.id in records]
         if q.mmr_lambda is not None and live:
@@ -279,8 +281,8 @@ def _content(record: MemoryRecord | tuple[ChunkRecord, DocumentRecord]) -> str:
 def _hit(record: MemoryRecord | tuple[ChunkRecord, DocumentRecord], ranked: ranking.RankedMemory) -> Hit:
     if isinstance(record, tuple):
         chunk, document = record
-        return FoundChunk(chunk, document, ranked.score, asdict(ranked.parts))
-    return Found(record, ranked.score, asdict(ranked.parts))
+        return FoundChunk(chunk, document, ranked.score, field_values(ranked.parts))
+    return Found(record, ranked.score, field_values(ranked.parts))
 
 
 def matches(memory: MemoryRecord, where: VectorFilter) -> bool:
