@@ -67,10 +67,11 @@ class Settings(BaseSettings):
     embedding_model: str | None = Field(
         None, description="sentence-transformers model name or path; unset uses the packaged all-MiniLM-L6-v2."
     )
-    embedding_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
-        "torch",
+    embedding_backend: Literal["auto", "torch", "onnx", "onnx-int8"] = Field(
+        "auto",
         description="Runtime of the embedding model: torch (sentence-transformers), onnx (ONNX Runtime, exported "
-        "locally from the model's weights) or onnx-int8 (that export with dynamic int8 quantization).",
+        "locally from the model's weights) or onnx-int8 (that export with dynamic int8 quantization); auto is onnx "
+        "when the export can be made, else torch.",
     )
     embedding_cache_dir: Path | None = Field(
         None, description="Folder for the ONNX exports of the embedding model; unset means <data_dir>/models."

@@ -41,6 +41,7 @@ import numpy as np
 __all__ = [
     "BACKENDS",
     "Backend",
+    "BackendChoice",
     "EmbeddingBackendError",
     "OnnxEncoder",
     "exported_model",
@@ -51,6 +52,8 @@ log = logging.getLogger(__name__)
 
 Backend = Literal["torch", "onnx", "onnx-int8"]
 BACKENDS: tuple[Backend, ...] = ("torch", "onnx", "onnx-int8")
+# What MEMORY_EMBEDDING_BACKEND may say: a runtime, or ``auto`` (onnx, else torch).
+BackendChoice = Literal["auto", "torch", "onnx", "onnx-int8"]
 OnnxBackend = Literal["onnx", "onnx-int8"]
 
 # Part of the cache key: bump it when the export or quantization recipe changes.
@@ -312,6 +315,7 @@ class OnnxEncoder:
             from tokenizers import Tokenizer
         except ImportError as exc:
             raise _fail(backend, "onnxruntime or tokenizers is not installed", exc) from exc
+        self.backend = backend
         self._layout = _layout(folder, backend)
         tokenizer_file = folder / "tokenizer.json"
         if not tokenizer_file.is_file():

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol, Self
 from service.embedding.model_path import resolve_model
 
 if TYPE_CHECKING:
-    from service.embedding.onnx_runtime import Backend
+    from service.embedding.onnx_runtime import Backend, BackendChoice
 
 __all__ = ["EmbedderClosedError", "SentenceEncoder", "SentenceTransformerEmbedder", "load_model"]
 
@@ -51,17 +51,27 @@ def load_model(
     name_or_path: str,
     *,
     threads: int | None = None,
-    backend: Backend = "torch",
+    backend: BackendChoice = "torch",
     cache_dir: Path | None = None,
 ) -> SentenceEncoder:
     """Load a sentence-transformers model on the CPU (blocking: seconds; call it in a thread).
 
     ``backend`` is ``MEMORY_EMBEDDING_BACKEND``: ``torch`` runs the model with
     sentence-transformers; ``onnx`` and ``onnx-int8`` run it on ONNX Runtime from an export made
-    here and kept in ``cache_dir`` (``service/embedding/onnx_runtime.py``).
+    here and kept in ``cache_dir`` (``service/embedding/onnx_runtime.py``); ``auto`` is ``onnx``
+    when that export can be made or read, else ``torch`` (with a warning saying why).
     """
     threads = threads or _usable_cpus()
     match backend:
+        case "auto":
+            from service.embedding.onnx_runtime import EmbeddingBackendError
+
+            if cache_dir is not None:
+                try:
+                    return load_model(name_or_path, threads=threads, backend="onnx", cache_dir=cache_dir)
+                except (EmbeddingBackendError, OSError) as exc:
+                    log.warning("MEMORY_EMBEDDING_BACKEND=auto: the ONNX runtime is unavailable (%s); running the model on torch", exc)
+            return load_model(name_or_path, threads=threads, backend="torch")
         case "torch":
             import torch
             from sentence_transformers import SentenceTransformer
@@ -75,7 +85,12 @@ def load_model(
                 raise ValueError("the ONNX backends need a cache_dir (MEMORY_EMBEDDING_CACHE_DIR) for the exported model")
             return OnnxEncoder.load(name_or_path, backend=backend, threads=threads, cache_dir=cache_dir)
         case _:
-            raise ValueError(f"MEMORY_EMBEDDING_BACKEND must be one of torch, onnx, onnx-int8, not {backend!r}")
+            raise ValueError(f"MEMORY_EMBEDDING_BACKEND must be one of auto, torch, onnx, onnx-int8, not {backend!r}")
+
+
+def runtime_of(model: SentenceEncoder) -> Backend:
+    """The runtime a loaded model runs on: an ONNX encoder's backend, else torch."""
+    return getattr(model, "backend", "torch")
 
 
 def _usable_cpus() -> int:
@@ -155,14 +170,16 @@ class SentenceTransformerEmbedder:
         on_batch: BatchHook | None = None,
         threads: int | None = None,
         query_lane: bool = True,
-        backend: Backend = "torch",
+        backend: BackendChoice = "torch",
         cache_dir: Path | None = None,
     ) -> Self:
         """Resolve and load the model in a thread (twice with ``query_lane``); still to be started."""
         path = resolve_model(name)
-        load = partial(load_model, path, threads=threads, backend=backend, cache_dir=cache_dir)
-        model = await asyncio.to_thread(load)
-        query_model = await asyncio.to_thread(load) if query_lane else None
+        model = await asyncio.to_thread(partial(load_model, path, threads=threads, backend=backend, cache_dir=cache_dir))
+        # The query lane runs the runtime the first load settled on (``auto`` is decided once).
+        same = partial(load_model, path, threads=threads, backend=runtime_of(model), cache_dir=cache_dir)
+        query_model = await asyncio.to_thread(same) if query_lane else None
+        log.info("embedding model %s on %s", path, runtime_of(model))
         return cls(model, batch_size=batch_size, queue_size=queue_size, on_batch=on_batch, query_model=query_model)
 
     @property

@@ -16,7 +16,7 @@ import pytest
 from service.embedding import onnx_runtime
 from service.embedding.model_path import resolve_model
 from service.embedding.onnx_runtime import EmbeddingBackendError, OnnxEncoder, exported_model
-from service.embedding.sentence_transformer import SentenceEncoder, SentenceTransformerEmbedder, load_model
+from service.embedding.sentence_transformer import SentenceEncoder, SentenceTransformerEmbedder, load_model, runtime_of
 from service.settings import Settings
 
 pytestmark = pytest.mark.model
@@ -232,3 +232,32 @@ async def test_the_lifespan_follows_the_settings(
         await embedder.close()
     assert len(vector) == 384
     assert isinstance(embedder._bulk._model, OnnxEncoder)
+
+
+class TestAuto:
+    """``auto``, the default: onnx when the export can be made or read, else torch, decided once."""
+
+    def test_auto_is_the_default(self) -> None:
+        assert Settings(_env_file=None).embedding_backend == "auto"  # type: ignore[call-arg]
+
+    async def test_auto_runs_onnx_from_the_cache_on_both_lanes(self, cache: Path, onnx_model: SentenceEncoder) -> None:
+        embedder = await SentenceTransformerEmbedder.load(None, threads=THREADS, backend="auto", cache_dir=cache)
+        assert isinstance(embedder._bulk._model, OnnxEncoder) and isinstance(embedder._query._model, OnnxEncoder)
+        assert embedder._bulk._model.backend == "onnx"
+
+    async def test_auto_falls_back_to_torch_once_when_no_export_can_be_made(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        blocked = tmp_path / "a-file"
+        blocked.write_text("the cache folder cannot be made under a file")
+        with caplog.at_level("WARNING", logger="service.embedding.sentence_transformer"):
+            embedder = await SentenceTransformerEmbedder.load(None, threads=THREADS, backend="auto", cache_dir=blocked / "models")
+        assert runtime_of(embedder._bulk._model) == "torch" and runtime_of(embedder._query._model) == "torch"
+        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert len(warnings) == 1 and "running the model on torch" in warnings[0] and "MEMORY_EMBEDDING_CACHE_DIR" in warnings[0]
+        await embedder.start()
+        try:
+            [vector] = await embedder.embed_query(["hello"])
+        finally:
+            await embedder.close()
+        assert len(vector) == 384

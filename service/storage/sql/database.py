@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -19,6 +21,7 @@ from service.storage.sql.keys import SqlAnswers, SqlKeys, SqlTenants
 from service.storage.sql.memories import SqlMemories, SqlMemoryUpkeep, SqlMemoryVersions
 from service.storage.sql.stores import SqlMessages, SqlSessions
 from service.storage.sql.retention import SqlRetention
+from service.storage.sql.sqlite_driver import one_trip_dbapi
 from service.storage.sql.userdata import SqlUserData
 from service.storage.sql.users import SqlProfiles, SqlUsers
 
@@ -37,8 +40,18 @@ def _apply_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cur.close()
 
 
+def _json_loads(text: str) -> Any:
+    """JSON columns read with orjson (a fifth of a context call's SQL time was ``json.loads``);
+    the standard parser for what orjson refuses, such as the NaN that SQLite rows may hold."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def create_engine(url: str, pool_size: int = 10, connect_timeout: float = 5.0) -> AsyncEngine:
-    """An async engine for Postgres (asyncpg) or SQLite (aiosqlite) with the right settings.
+    """An async engine for Postgres (asyncpg) or SQLite (aiosqlite, one thread trip a statement:
+    ``sqlite_driver``) with the right settings.
 
     ``connect_timeout`` bounds a connection attempt to an unreachable host (asyncpg waits 60 s).
     """
@@ -46,11 +59,13 @@ def create_engine(url: str, pool_size: int = 10, connect_timeout: float = 5.0) -
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url)
+        options: dict[str, Any] = {"module": one_trip_dbapi()} if parsed.get_driver_name() == "aiosqlite" else {}
+        engine = create_async_engine(url, json_deserializer=_json_loads, **options)
         event.listen(engine.sync_engine, "connect", _apply_sqlite_pragmas)
         return engine
     return create_async_engine(
         url,
+        json_deserializer=_json_loads,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,

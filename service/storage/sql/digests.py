@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import and_, delete, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.storage.records import Mark, MemoryRecord, Progress, SessionDigest
@@ -128,15 +128,25 @@ class SqlEpisodes:
     async def at_positions(self, tenant_id: str, positions: Sequence[tuple[str, int]]) -> list[MemoryRecord]:
         if not positions:
             return []
-        # Sessions IN and positions IN (the index's columns in its order), then the exact pairs
-        # here: SQLite walked the whole tenant for a row-value IN of (session_id, position).
-        wanted = set(positions)
+        # One index seek per session, each term naming the index's columns in order (SQLite's
+        # MULTI-INDEX OR): a row-value IN of (session_id, position) walked the whole tenant, and
+        # sessions IN x positions IN read (and built records of) every pair of the cross product.
+        by_session: dict[str, set[int]] = {}
+        for session_id, position in positions:
+            by_session.setdefault(session_id, set()).add(position)
         stmt = select_memories().where(
-            MEMORY_COLUMNS.tenant_id == tenant_id,
-            MEMORY_COLUMNS.session_id.in_(sorted({s for s, _ in wanted})),
-            MEMORY_COLUMNS.position.in_(sorted({p for _, p in wanted})),
+            or_(
+                *(
+                    and_(
+                        MEMORY_COLUMNS.tenant_id == tenant_id,
+                        MEMORY_COLUMNS.session_id == session_id,
+                        MEMORY_COLUMNS.position.in_(sorted(wanted)),
+                    )
+                    for session_id, wanted in sorted(by_session.items())
+                )
+            )
         )
-        return [m for m in await read_memories(self.db, stmt) if (m.session_id, m.position) in wanted]
+        return await read_memories(self.db, stmt)
 
     async def derived_from(self, tenant_id: str, session_id: str) -> list[MemoryRecord]:
         """The session's episodes and the summary memories condensed from them."""
