@@ -245,12 +245,13 @@ def build_state(settings: Settings, backends: Backends, metrics: Metrics) -> Sta
         on_committed=outbox.wake,
     )
     search = SearchService(backends.db, backends.embedder, backends.sparse, backends.vectors, metrics)
-    context = ContextService(backends.db, messages, search, backends.tokens, metrics)
+    sessions = SessionService(backends.db, backends.buffer, wake=outbox.wake)
+    context = ContextService(backends.db, sessions, messages, search, backends.tokens, metrics)
     return State(
         settings=settings,
         backends=backends,
         metrics=metrics,
-        sessions=SessionService(backends.db, backends.buffer, wake=outbox.wake),
+        sessions=sessions,
         messages=messages,
         memories=memories,
         search=search,

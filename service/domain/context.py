@@ -21,12 +21,12 @@ from functools import lru_cache, partial
 
 from service.digest.extractive import sentences
 from service.domain.clock import now
-from service.domain.digests import empty_digest
-from service.domain.errors import NotFound
+from service.domain.digests import read_digest
 from service.domain.messages import MessageService
 from service.domain.packing import SOURCES_PER_SUMMARY, Inputs, Item, Packed, pack
 from service.domain.profiles import Profile, read_profile
 from service.domain.search import Found, FoundChunk, SearchQuery, SearchService
+from service.domain.sessions import SessionService
 from service.embedding.text import term_set
 from service.observability.metrics import Metrics
 from service.storage.ports import Database, Repos, TokenCounter
@@ -203,9 +203,16 @@ def default_query(recent: Sequence[BufferedMessage]) -> str | None:
 
 class ContextService:
     def __init__(
-        self, db: Database, messages: MessageService, search: SearchService, tokens: TokenCounter, metrics: Metrics
+        self,
+        db: Database,
+        sessions: SessionService,
+        messages: MessageService,
+        search: SearchService,
+        tokens: TokenCounter,
+        metrics: Metrics,
     ) -> None:
         self._db = db
+        self._sessions = sessions
         self._messages = messages
         self._search = search
         self._tokens = tokens
@@ -213,7 +220,7 @@ class ContextService:
 
     async def build(self, request: ContextRequest) -> Packed:
         started = time.perf_counter()
-        session = await self._session(request.tenant_id, request.session_id)
+        session = await self._sessions.get(request.tenant_id, request.session_id)
         # Only the session (its user) comes first: the digest, the profile, the buffer and the
         # recall (when the query is given) are read side by side.
         around = self._surroundings(request.tenant_id, session)
@@ -237,19 +244,12 @@ class ContextService:
         self._metrics.observe_context(time.perf_counter() - started)
         return packed
 
-    async def _session(self, tenant_id: str, session_id: str) -> SessionRecord:
-        async with self._db.transaction() as repos:
-            session = await repos.sessions.get(tenant_id, session_id)
-        if session is None:
-            raise NotFound(f"session {session_id!r} not found")
-        return session
-
     async def _surroundings(self, tenant_id: str, session: SessionRecord) -> tuple[SessionDigest, list[Item]]:
         """The session's digest and its user's profile lines, read in one transaction."""
         async with self._db.transaction() as repos:
-            digest = await repos.digests.get(tenant_id, session.id)
+            digest = await read_digest(repos, session)
             profile = await read_profile(repos, tenant_id, session.user_id, now())
-        return digest or empty_digest(session), profile_items(profile)
+        return digest, profile_items(profile)
 
     async def _recall(self, request: ContextRequest, user_id: str, query: str) -> tuple[list[Item], list[Item]]:
         """Memories and document chunks for the query, from one search ranking both (none for a

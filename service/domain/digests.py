@@ -68,8 +68,12 @@ async def read_snapshot(repos: Repos, tenant_id: str, session_id: str) -> Snapsh
     session = await repos.sessions.get(tenant_id, session_id)
     if session is None:
         raise NotFound(f"session {session_id!r} not found")
-    digest = await repos.digests.get(tenant_id, session_id)
-    return Snapshot(session, digest or empty_digest(session))
+    return Snapshot(session, await read_digest(repos, session))
+
+
+async def read_digest(repos: Repos, session: SessionRecord) -> SessionDigest:
+    """The stored digest of a session, or its empty one before anything was digested."""
+    return await repos.digests.get(session.tenant_id, session.id) or empty_digest(session)
 
 
 async def snapshot(db: Database, tenant_id: str, session_id: str) -> Snapshot:

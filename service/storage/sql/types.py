@@ -32,9 +32,7 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return None if value is None else _in_utc(value)
 
     def result_processor(self, dialect: Dialect, coltype: object) -> Any:
         """On SQLite, the stored text straight to an aware datetime in one call (the parse of
@@ -51,5 +49,9 @@ def _sqlite_utc(value: str | None) -> datetime | None:
     try:
         return datetime.fromisoformat(value + "+00:00")
     except ValueError:  # text that names its own offset
-        parsed = datetime.fromisoformat(value)
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        return _in_utc(datetime.fromisoformat(value))
+
+
+def _in_utc(value: datetime) -> datetime:
+    """A stored datetime as aware UTC: a naive one is UTC already (SQLite keeps no zone)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
