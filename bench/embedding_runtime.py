@@ -93,7 +93,7 @@ def measure(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.embedding_runtime", description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="locomo_dev.json")
-    parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated, of torch, onnx, onnx-int8")
+    parser.add_argument("--backends", default=",".join(BACKENDS), help=f"comma-separated, of {', '.join(BACKENDS)}")
     parser.add_argument("--count", type=int, default=2000, help="turns encoded in batches")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--queries", type=int, default=200, help="questions encoded one at a time")

@@ -67,11 +67,12 @@ class Settings(BaseSettings):
     embedding_model: str | None = Field(
         None, description="sentence-transformers model name or path; unset uses the packaged all-MiniLM-L6-v2."
     )
-    embedding_backend: Literal["auto", "torch", "onnx", "onnx-int8"] = Field(
+    embedding_backend: Literal["auto", "torch", "onnx", "onnx-int8", "openvino"] = Field(
         "auto",
         description="Runtime of the embedding model: torch (sentence-transformers), onnx (ONNX Runtime, exported "
-        "locally from the model's weights) or onnx-int8 (that export with dynamic int8 quantization); auto is onnx "
-        "when the export can be made, else torch.",
+        "locally from the model's weights), onnx-int8 (that export with dynamic int8 quantization) or openvino (the "
+        "export on OpenVINO, in bfloat16 where the CPU has bf16 units); auto is the first of openvino, onnx and "
+        "torch that loads.",
     )
     embedding_cache_dir: Path | None = Field(
         None, description="Folder for the ONNX exports of the embedding model; unset means <data_dir>/models."
@@ -91,6 +92,10 @@ class Settings(BaseSettings):
     run_workers: bool = Field(True, description="Run background jobs inside `serve` (off when a worker runs them).")
     worker_poll_seconds: float = Field(0.5, gt=0)
     worker_batch_size: int = Field(64, ge=1)
+    worker_loops: int = Field(1, ge=1, le=64, description="Background claim loops that take any job, oldest first.")
+    worker_index_loops: int = Field(
+        2, ge=0, le=64, description="Background claim loops that take only indexing jobs (one embeds while another reads and writes SQL)."
+    )
     job_max_attempts: int = Field(10, ge=1)
     purge_interval_seconds: float = Field(60.0, gt=0)
     worker_metrics_port: int = Field(9101, ge=0, le=65535, description="`memory-service worker` serves /metrics here.")

@@ -53,7 +53,7 @@ def empty_digest(session: SessionRecord) -> SessionDigest:
 async def queue_digest(repos: Repos, session: SessionRecord, messages: Sequence[MessageRecord]) -> None:
     """The ``StoredHook`` for messages: one digest job for the batch, in its own transaction."""
     if messages:
-        await repos.jobs.enqueue(session.tenant_id, DIGEST_SESSION, [session.id])
+        await repos.jobs.enqueue(session.tenant_id, DIGEST_SESSION, [session.id], coalesce=True)
 
 
 @dataclass(frozen=True, slots=True)

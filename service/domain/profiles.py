@@ -130,7 +130,7 @@ async def queue_refresh(repos: Repos, memories: Sequence[MemoryRecord]) -> None:
     """Queue one profile refresh per user of these memories (in the caller's transaction)."""
     if memories:
         users = sorted({m.user_id for m in memories})
-        await repos.jobs.enqueue(memories[0].tenant_id, REFRESH_PROFILE, users)
+        await repos.jobs.enqueue(memories[0].tenant_id, REFRESH_PROFILE, users, coalesce=True)
 
 
 class ProfileService:

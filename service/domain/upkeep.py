@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from service.domain.clock import now
 from service.domain.errors import NotFound
@@ -44,6 +44,7 @@ class QueueState:
     failed: int
     oldest_pending_age_seconds: float | None
     failures: list[FailedJob]
+    pending_by_kind: dict[str, int] = field(default_factory=dict)
 
 
 async def queue_state(db: Database, tenant_id: str | None = None) -> QueueState:
@@ -52,7 +53,7 @@ async def queue_state(db: Database, tenant_id: str | None = None) -> QueueState:
         stats = await repos.jobs.stats(tenant_id)
         failures = await repos.jobs.failures(tenant_id, FAILURES_SHOWN) if tenant_id is not None else []
     age = (now() - stats.oldest_pending).total_seconds() if stats.oldest_pending else None
-    return QueueState(stats.pending, stats.failed, age, failures)
+    return QueueState(stats.pending, stats.failed, age, failures, stats.pending_by_kind)
 
 
 async def retry_failed(db: Database, tenant_id: str, job_id: int) -> None:

@@ -270,3 +270,6 @@ class QueueState(BaseModel):
     failed: int
     oldest_pending_age_seconds: float | None
     failures: list[FailedJob] = Field(default_factory=list, description="The newest parked jobs (at most 20).")
+    pending_by_kind: dict[str, int] = Field(
+        default_factory=dict, description="Pending jobs by kind (`sync_memory` and `sync_document`: waiting to be searchable)."
+    )

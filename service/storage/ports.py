@@ -167,12 +167,16 @@ class TermRepo(Protocol):
 class JobRepo(Protocol):
     """The transactional outbox. Jobs are claimed with a lease; a crashed claimer's lease runs out."""
 
-    async def enqueue(self, tenant_id: str, kind: str, subjects: Sequence[str]) -> list[int]:
-        """Queue one job per subject; returns the new job ids."""
+    async def enqueue(self, tenant_id: str, kind: str, subjects: Sequence[str], *, coalesce: bool = False) -> list[int]:
+        """Queue one job per subject; returns the new job ids. With ``coalesce`` (for jobs that
+        redo a subject's work from scratch: a digest, a profile refresh) a subject that already
+        has a ready job nobody has claimed yet gets no second one."""
         ...
 
-    async def claim(self, now: datetime, lease_seconds: float, limit: int, owner: str) -> list[Job]:
-        """Lease up to ``limit`` ready jobs to ``owner`` (an attempt each), oldest first."""
+    async def claim(
+        self, now: datetime, lease_seconds: float, limit: int, owner: str, kinds: Sequence[str] | None = None
+    ) -> list[Job]:
+        """Lease up to ``limit`` ready jobs (of ``kinds``, or any) to ``owner`` (an attempt each), oldest first."""
         ...
 
     async def release(self, owner: str) -> int:

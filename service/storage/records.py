@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from datetime import datetime
+from functools import cache
 from typing import Any, Generic, Literal, TypeVar
 
 T = TypeVar("T")
@@ -12,7 +13,14 @@ T = TypeVar("T")
 def field_values(record: Any) -> dict[str, Any]:
     """A record's fields as a dict, sharing the values (``dataclasses.asdict`` deep-copies every
     list and dict, which on a bulk write cost more than building the SQL rows)."""
-    return {f.name: getattr(record, f.name) for f in fields(record)}
+    return {name: getattr(record, name) for name in field_names(type(record))}
+
+
+@cache
+def field_names(kind: type) -> tuple[str, ...]:
+    """A dataclass's field names in order (``dataclasses.fields`` builds them anew on every call:
+    three calls a memory were a tenth of a bulk import's SQL stage)."""
+    return tuple(f.name for f in fields(kind))
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +236,7 @@ class QueueStats:
     pending: int
     failed: int
     oldest_pending: datetime | None
+    pending_by_kind: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,12 +9,20 @@ than a few extra calls before the rest of the group is rescheduled.
 
 Claims are made under a :class:`ClaimOwner` identity; when the process holds that identity's
 slot lock, it first releases the claims left under it by a crashed predecessor.
+
+Claim loops run side by side, as that many workers would: ``loops`` that take any kind of job,
+oldest first, and ``priority_loops`` that take only ``priority_kinds`` (indexing), so a new memory
+is made searchable while digests are still queued, and while one batch is being embedded (in the
+embedder's thread) another's SQL reads and writes run on the event loop. With one loop for
+everything, digests took more of its time than indexing, and the model sat idle through every
+batch's SQL.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
@@ -46,6 +54,12 @@ class OutboxConfig:
     max_backoff_seconds: float = 300.0
     #: Where the claim-owner slots live (the data folder); None: claims are never released early.
     claims_dir: Path | None = None
+    #: Claim loops that take any kind of job, and loops that take only ``priority_kinds``.
+    loops: int = 1
+    priority_loops: int = 2
+    priority_kinds: tuple[str, ...] = ()
+    #: Longest gap between queue reports (depth and oldest age) while batches keep coming.
+    report_seconds: float = 1.0
 
 
 class OutboxWorker:
@@ -56,6 +70,8 @@ class OutboxWorker:
         self._config = config
         self._wakeup = asyncio.Event()
         self._owner: ClaimOwner | None = None
+        self._owning = asyncio.Lock()  # the loops share one claim identity, taken once
+        self._reported_at = -math.inf
         metrics.declare_job_kinds(handlers)
 
     def wake(self) -> None:
@@ -84,19 +100,22 @@ class OutboxWorker:
             self._owner.close()
             self._owner = None
 
-    async def run_once(self) -> int:
-        """Claim and run one batch; returns how many jobs were claimed."""
+    async def run_once(self, kinds: Sequence[str] | None = None) -> int:
+        """Claim and run one batch (of ``kinds``, or any); returns how many jobs were claimed."""
         if self._owner is None:
-            await self.take_ownership()
+            async with self._owning:
+                if self._owner is None:
+                    await self.take_ownership()
         assert self._owner is not None
         async with self._db.transaction() as repos:
-            jobs = await repos.jobs.claim(now(), self._config.lease_seconds, self._config.batch_size, self._owner.id)
+            jobs = await repos.jobs.claim(now(), self._config.lease_seconds, self._config.batch_size, self._owner.id, kinds)
         groups: dict[tuple[str, str], list[Job]] = defaultdict(list)
         for job in jobs:
             groups[(job.kind, job.tenant_id)].append(job)
         for (kind, tenant), group in groups.items():
             await self._run_group(kind, tenant, group)
-        await self.report()
+        if len(jobs) < self._config.batch_size or time.monotonic() - self._reported_at >= self._config.report_seconds:
+            await self.report()  # a short batch may have emptied the queue: report it at once
         return len(jobs)
 
     async def _run_group(self, kind: str, tenant: str, jobs: list[Job]) -> None:
@@ -150,20 +169,29 @@ class OutboxWorker:
                     self._metrics.job_retried(job.kind)
 
     async def report(self) -> None:
+        self._reported_at = time.monotonic()
         state = await queue_state(self._db)
         self._metrics.set_queue(state.pending, state.oldest_pending_age_seconds)
 
     async def run(self) -> None:
-        """Work until cancelled: drain while there are jobs, then sleep until woken or the poll interval."""
+        """Work until cancelled: each loop drains while there are jobs, then sleeps until woken or
+        the poll interval."""
+        config = self._config
+        priority = config.priority_loops if config.priority_kinds else 0
         try:
-            await self._work()
+            async with asyncio.TaskGroup() as loops:
+                for _ in range(max(1, config.loops)):
+                    loops.create_task(self._work(None))
+                for _ in range(priority):
+                    loops.create_task(self._work(config.priority_kinds))
         finally:
             self.give_up_ownership()
 
-    async def _work(self) -> None:
+
+    async def _work(self, kinds: Sequence[str] | None) -> None:
         while True:
             try:
-                claimed = await self.run_once()
+                claimed = await self.run_once(kinds)
             except Exception:  # noqa: BLE001 - a database blip must not stop the worker
                 if stopping():
                     raise

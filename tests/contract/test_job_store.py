@@ -89,6 +89,32 @@ class TestEnqueueAndClaim:
         assert [(j.id, j.attempts) for j in again] == [(ids[0], 2), (ids[1], 2)]  # the lapsed try counts
         assert await claim(db, tenant, now + timedelta(seconds=LEASE + 2)) == []  # leased again, anew
 
+    async def test_a_claim_of_some_kinds_leaves_the_others(self, db: SqlDatabase, tenant: str) -> None:
+        first = await enqueue(db, tenant, "a")
+        async with db.transaction() as r:
+            digest = await r.jobs.enqueue(tenant, "digest_session", ["s1"])
+        second = await enqueue(db, tenant, "b")
+        async with db.transaction() as r:
+            taken = await r.jobs.claim(datetime.now(UTC), LEASE, 10_000, "w1", [KIND])
+        assert [j.id for j in taken if j.tenant_id == tenant] == first + second
+        assert {j.kind for j in taken} == {KIND}
+        assert [j.id for j in await claim(db, tenant)] == digest  # a claim of any kind gets the rest
+
+    async def test_a_coalesced_enqueue_adds_no_second_waiting_job(self, db: SqlDatabase, tenant: str) -> None:
+        async with db.transaction() as r:
+            first = await r.jobs.enqueue(tenant, KIND, ["a", "b", "a"], coalesce=True)
+            assert len(first) == 2  # a subject once, even within one call
+            assert await r.jobs.enqueue(tenant, KIND, ["a", "c"], coalesce=True) != []
+            assert len(await r.jobs.enqueue(tenant, KIND, ["a"])) == 1  # without coalesce: always
+        assert sorted(j.subject for j in await claim(db, tenant)) == ["a", "a", "b", "c"]
+        async with db.transaction() as r:  # claimed (running, maybe reading the old state): a new one
+            again = await r.jobs.enqueue(tenant, KIND, ["a", "b"], coalesce=True)
+            await r.jobs.retry(again[0], "later", datetime.now(UTC) + timedelta(hours=1))
+        async with db.transaction() as r:  # one waiting on a retry delay runs too late: a new one
+            assert len(await r.jobs.enqueue(tenant, KIND, ["a", "b"], coalesce=True)) == 1
+            assert await r.jobs.enqueue(tenant + "x", KIND, ["b"], coalesce=True) != []  # another tenant's own
+        assert len(again) == 2
+
     async def test_a_job_not_yet_available_is_not_claimed(self, db: SqlDatabase, tenant: str) -> None:
         before = datetime.now(UTC) - timedelta(seconds=1)
         await enqueue(db, tenant, "a")
@@ -141,7 +167,7 @@ class TestOutcomes:
         assert failures[0].attempts == 2 and failures[0].error is not None and failures[0].error.startswith("xxx")
         assert newest == failures[:1]
         assert foreign == []
-        assert await stats(db, tenant) == QueueStats(pending=1, failed=2, oldest_pending=created[b])
+        assert await stats(db, tenant) == QueueStats(pending=1, failed=2, oldest_pending=created[b], pending_by_kind={KIND: 1})
         everyone = await stats(db, None)
         assert everyone.pending >= 1 and everyone.failed >= 2
 
@@ -156,8 +182,20 @@ class TestOutcomes:
         assert oldest.oldest_pending is not None and oldest.oldest_pending.tzinfo is not None
         async with db.transaction() as r:
             await r.jobs.complete([first])
-        assert await stats(db, tenant) == QueueStats(pending=1, failed=0, oldest_pending=jobs[second].created_at)
+        assert await stats(db, tenant) == QueueStats(pending=1, failed=0, oldest_pending=jobs[second].created_at, pending_by_kind={KIND: 1})
         assert (await stats(db, tenant + "x")).pending == 1
+
+    async def test_stats_count_pending_jobs_by_kind(self, db: SqlDatabase, tenant: str) -> None:
+        await enqueue(db, tenant, "a", "b")
+        async with db.transaction() as r:
+            (digest,) = await r.jobs.enqueue(tenant, "digest_session", ["s1"])
+            await r.jobs.enqueue(tenant, "refresh_profile", ["u1"])
+        await claim(db, tenant)
+        async with db.transaction() as r:
+            await r.jobs.fail(digest, "boom")  # parked: failed, no longer pending
+        counted = await stats(db, tenant)
+        assert counted.pending_by_kind == {KIND: 2, "refresh_profile": 1}
+        assert (counted.pending, counted.failed) == (3, 1)
 
 
 class TestRequeue:

@@ -68,6 +68,16 @@ def int8_model(cache: Path, onnx_model: SentenceEncoder) -> SentenceEncoder:
     return load_model(resolve_model(None), threads=THREADS, backend="onnx-int8", cache_dir=cache)
 
 
+@pytest.fixture(scope="module")
+def openvino_model(cache: Path, onnx_model: SentenceEncoder) -> SentenceEncoder:
+    return load_model(resolve_model(None), threads=THREADS, backend="openvino", cache_dir=cache)
+
+
+@pytest.fixture(scope="module")
+def models(onnx_model: SentenceEncoder, int8_model: SentenceEncoder, openvino_model: SentenceEncoder) -> dict[str, SentenceEncoder]:
+    return {"onnx": onnx_model, "onnx-int8": int8_model, "openvino": openvino_model}
+
+
 def _encode(model: SentenceEncoder, texts: list[str]) -> np.ndarray:
     """The call the embedder's lane makes."""
     array: np.ndarray = model.encode(
@@ -82,21 +92,21 @@ def reference(torch_model: SentenceEncoder) -> np.ndarray:
 
 
 class TestAgreement:
-    @pytest.mark.parametrize(("backend", "mean_floor", "min_floor"), [("onnx", 0.999, 0.999), ("onnx-int8", 0.98, 0.95)])
+    @pytest.mark.parametrize(
+        ("backend", "mean_floor", "min_floor"), [("onnx", 0.999, 0.999), ("onnx-int8", 0.98, 0.95), ("openvino", 0.999, 0.998)]
+    )
     def test_cosine_to_the_torch_vectors(
-        self, backend: str, mean_floor: float, min_floor: float, onnx_model: SentenceEncoder,
-        int8_model: SentenceEncoder, reference: np.ndarray,
+        self, backend: str, mean_floor: float, min_floor: float, models: dict[str, SentenceEncoder], reference: np.ndarray
     ) -> None:
-        model = onnx_model if backend == "onnx" else int8_model
-        vectors = _encode(model, [*SENTENCES, LONG])
+        vectors = _encode(models[backend], [*SENTENCES, LONG])
         assert vectors.shape == reference.shape == (len(SENTENCES) + 1, 384)
         assert vectors.dtype == np.float32
         cosines = (vectors * reference).sum(axis=1)
         assert cosines.mean() >= mean_floor
         assert cosines.min() >= min_floor
 
-    def test_unit_length(self, onnx_model: SentenceEncoder, int8_model: SentenceEncoder) -> None:
-        for model in (onnx_model, int8_model):
+    def test_unit_length(self, models: dict[str, SentenceEncoder]) -> None:
+        for model in models.values():
             norms = np.linalg.norm(_encode(model, SENTENCES), axis=1)
             assert np.allclose(norms, 1.0, atol=1e-5)
 
@@ -104,8 +114,17 @@ class TestAgreement:
         vectors = onnx_model.encode(["hello there"])
         assert np.linalg.norm(vectors[0]) == pytest.approx(1.0, abs=1e-5)
 
-    def test_dimension(self, onnx_model: OnnxEncoder) -> None:
-        assert onnx_model.get_embedding_dimension() == 384
+    def test_dimension(self, models: dict[str, OnnxEncoder]) -> None:
+        assert {model.get_embedding_dimension() for model in models.values()} == {384}
+
+    def test_openvino_runs_the_float_export(self, cache: Path, openvino_model: OnnxEncoder) -> None:
+        assert openvino_model.backend == "openvino"
+        assert not list(cache.glob("openvino-*"))  # no file of its own: it compiles the onnx one
+
+    def test_openvino_gives_the_same_vectors_one_by_one_and_batched(self, openvino_model: SentenceEncoder) -> None:
+        batched = _encode(openvino_model, SENTENCES)
+        alone = np.stack([_encode(openvino_model, [text])[0] for text in SENTENCES])
+        assert (batched * alone).sum(axis=1).min() >= 0.999  # the padding of a batch changes nothing that counts
 
 
 class TestInputs:
@@ -235,15 +254,29 @@ async def test_the_lifespan_follows_the_settings(
 
 
 class TestAuto:
-    """``auto``, the default: onnx when the export can be made or read, else torch, decided once."""
+    """``auto``, the default: openvino, else onnx, when the export can be made or read, else torch,
+    decided once."""
 
     def test_auto_is_the_default(self) -> None:
         assert Settings(_env_file=None).embedding_backend == "auto"  # type: ignore[call-arg]
 
-    async def test_auto_runs_onnx_from_the_cache_on_both_lanes(self, cache: Path, onnx_model: SentenceEncoder) -> None:
+    async def test_auto_runs_openvino_from_the_cache_on_both_lanes(self, cache: Path, onnx_model: SentenceEncoder) -> None:
         embedder = await SentenceTransformerEmbedder.load(None, threads=THREADS, backend="auto", cache_dir=cache)
         assert isinstance(embedder._bulk._model, OnnxEncoder) and isinstance(embedder._query._model, OnnxEncoder)
-        assert embedder._bulk._model.backend == "onnx"
+        assert embedder._bulk._model.backend == embedder._query._model.backend == "openvino"
+
+    async def test_auto_runs_onnx_when_openvino_cannot_run(
+        self, cache: Path, onnx_model: SentenceEncoder, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        def unavailable(onnx_file: Path, threads: int, backend: str) -> None:
+            raise onnx_runtime._fail(backend, "openvino is not installed")
+
+        monkeypatch.setattr(onnx_runtime, "_openvino_graph", unavailable)
+        with caplog.at_level("WARNING", logger="service.embedding.sentence_transformer"):
+            embedder = await SentenceTransformerEmbedder.load(None, threads=THREADS, backend="auto", cache_dir=cache)
+        assert runtime_of(embedder._bulk._model) == runtime_of(embedder._query._model) == "onnx"
+        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert len(warnings) == 1 and "openvino is not installed" in warnings[0] and "running the model on onnx" in warnings[0]
 
     async def test_auto_falls_back_to_torch_once_when_no_export_can_be_made(
         self, tmp_path: Path, caplog: pytest.LogCaptureFixture

@@ -32,6 +32,7 @@ async def _queue(state: State, tenant_id: str) -> QueueState:
         failed=q.failed,
         oldest_pending_age_seconds=q.oldest_pending_age_seconds,
         failures=[FailedJob.model_validate(f, from_attributes=True) for f in q.failures],
+        pending_by_kind=q.pending_by_kind,
     )
 
 

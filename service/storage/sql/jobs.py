@@ -22,10 +22,12 @@ PENDING, FAILED = "pending", "failed"
 class SqlJobs:
     db: AsyncSession
 
-    async def enqueue(self, tenant_id: str, kind: str, subjects: Sequence[str]) -> list[int]:
+    async def enqueue(self, tenant_id: str, kind: str, subjects: Sequence[str], *, coalesce: bool = False) -> list[int]:
+        now = datetime.now(UTC)
+        if coalesce and subjects:
+            subjects = await self._not_waiting(tenant_id, kind, subjects, now)
         if not subjects:
             return []
-        now = datetime.now(UTC)
         rows = [
             {
                 "tenant_id": tenant_id,
@@ -44,18 +46,17 @@ class SqlJobs:
         result = await self.db.execute(insert(JobRow).returning(JobRow.id, sort_by_parameter_order=True), rows)
         return list(result.scalars().all())
 
-    async def claim(self, now: datetime, lease_seconds: float, limit: int, owner: str) -> list[Job]:
-        ready = (
-            select(JobRow.id)
-            .where(
-                JobRow.status == PENDING,
-                JobRow.available_at <= now,
-                or_(JobRow.locked_until.is_(None), JobRow.locked_until < now),
-            )
-            .order_by(JobRow.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+    async def claim(
+        self, now: datetime, lease_seconds: float, limit: int, owner: str, kinds: Sequence[str] | None = None
+    ) -> list[Job]:
+        ready = select(JobRow.id).where(
+            JobRow.status == PENDING,
+            JobRow.available_at <= now,
+            or_(JobRow.locked_until.is_(None), JobRow.locked_until < now),
         )
+        if kinds is not None:
+            ready = ready.where(JobRow.kind.in_(list(kinds)))
+        ready = ready.order_by(JobRow.id).limit(limit).with_for_update(skip_locked=True)
         stmt = (
             update(JobRow)
             .where(JobRow.id.in_(ready.scalar_subquery()))
@@ -85,6 +86,20 @@ class SqlJobs:
         )
         await self.db.execute(stmt)
 
+    async def _not_waiting(self, tenant_id: str, kind: str, subjects: Sequence[str], now: datetime) -> list[str]:
+        """The subjects (once each) with no job of ``kind`` that is ready and not yet claimed: such
+        a job runs after this transaction commits, so it sees what the new one would."""
+        waiting = select(JobRow.subject).where(
+            JobRow.tenant_id == tenant_id,
+            JobRow.kind == kind,
+            JobRow.subject.in_(list(subjects)),
+            JobRow.status == PENDING,
+            JobRow.locked_until.is_(None),
+            JobRow.available_at <= now,
+        )
+        found = set((await self.db.scalars(waiting)).all())
+        return [subject for subject in dict.fromkeys(subjects) if subject not in found]
+
     async def fail(self, job_id: int, error: str) -> None:
         stmt = update(JobRow).where(JobRow.id == job_id).values(
             status=FAILED, locked_until=None, locked_by=None, last_error=error[:2000]
@@ -113,12 +128,13 @@ class SqlJobs:
         ]
 
     async def stats(self, tenant_id: str | None = None) -> QueueStats:
-        stmt = select(JobRow.status, func.count(), func.min(JobRow.created_at)).group_by(JobRow.status)
+        stmt = select(JobRow.status, JobRow.kind, func.count(), func.min(JobRow.created_at)).group_by(JobRow.status, JobRow.kind)
         if tenant_id is not None:
             stmt = stmt.where(JobRow.tenant_id == tenant_id)
-        by_status = {status: (count, oldest) for status, count, oldest in (await self.db.execute(stmt)).all()}
-        pending, oldest = by_status.get(PENDING, (0, None))
-        failed, _ = by_status.get(FAILED, (0, None))
+        rows = (await self.db.execute(stmt)).all()
+        by_kind = {kind: count for status, kind, count, _ in rows if status == PENDING}
+        failed = sum(count for status, _, count, _ in rows if status == FAILED)
+        oldest = min((at for status, _, _, at in rows if status == PENDING and at is not None), default=None)
         if oldest is not None and oldest.tzinfo is None:
             oldest = oldest.replace(tzinfo=UTC)
-        return QueueStats(pending=pending, failed=failed, oldest_pending=oldest)
+        return QueueStats(pending=sum(by_kind.values()), failed=failed, oldest_pending=oldest, pending_by_kind=by_kind)

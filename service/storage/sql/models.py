@@ -128,7 +128,10 @@ class JobRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
 
-    __table_args__ = (Index("ix_jobs_ready", "status", "available_at", "id"),)
+    __table_args__ = (
+        Index("ix_jobs_ready", "status", "available_at", "id"),
+        Index("ix_jobs_subject", "tenant_id", "kind", "subject"),  # coalescing enqueues
+    )
 
 
 class SessionDigestRow(Base):

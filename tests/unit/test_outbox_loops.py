@@ -1,0 +1,118 @@
+"""The outbox's claim loops: indexing jobs go ahead of a slow digest, and loops run side by side
+(SQLite store, fake handlers)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from service.observability.metrics import Metrics
+from service.storage.sql.database import SqlDatabase, create_engine
+from service.workers.outbox import OutboxConfig, OutboxWorker
+from tests.conftest import migrated
+
+INDEX, DIGEST = "sync_memory", "digest_session"
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[SqlDatabase]:
+    database = SqlDatabase(create_engine(await migrated(f"sqlite+aiosqlite:///{tmp_path / 'jobs.db'}")))
+    yield database
+    await database.close()
+
+
+class Gate:
+    """A handler that records what it ran and, while ``held``, blocks until released."""
+
+    def __init__(self, held: bool = False) -> None:
+        self.done: list[str] = []
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
+        if not held:
+            self.release.set()
+
+    async def __call__(self, tenant: str, subjects: Sequence[str]) -> None:
+        self.started.set()
+        await self.release.wait()
+        self.done.extend(subjects)
+
+
+async def queue(db: SqlDatabase, tenant: str, kind: str, subjects: list[str]) -> None:
+    async with db.transaction() as r:
+        await r.jobs.enqueue(tenant, kind, subjects)
+
+
+async def until(condition: object, timeout: float = 10.0) -> None:
+    async def wait() -> None:
+        while not condition():  # type: ignore[operator]
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(wait(), timeout)
+
+
+async def test_an_indexing_loop_runs_new_jobs_while_a_digest_holds_the_other_loop(db: SqlDatabase, tmp_path: Path) -> None:
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    digest, index = Gate(held=True), Gate()
+    config = OutboxConfig(batch_size=8, poll_seconds=0.05, claims_dir=tmp_path, loops=1, priority_loops=1, priority_kinds=(INDEX,))
+    worker = OutboxWorker(db, {INDEX: index, DIGEST: digest}, Metrics(), config)
+    await queue(db, tenant, DIGEST, ["session-1"])
+    running = asyncio.create_task(worker.run())
+    try:
+        await asyncio.wait_for(digest.started.wait(), 10)  # the any-kind loop is stuck in the digest
+        await queue(db, tenant, INDEX, ["m1", "m2"])
+        worker.wake()
+        await until(lambda: index.done == ["m1", "m2"])
+        assert digest.done == []  # still held: the index jobs did not wait for it
+        digest.release.set()
+        await until(lambda: digest.done == ["session-1"])
+    finally:
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+    async with db.transaction() as r:
+        assert (await r.jobs.stats(tenant)).pending == 0
+
+
+async def test_without_an_indexing_loop_a_held_digest_holds_everything(db: SqlDatabase, tmp_path: Path) -> None:
+    """The control of the test above: one loop for every kind waits out the digest."""
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    digest, index = Gate(held=True), Gate()
+    config = OutboxConfig(batch_size=8, poll_seconds=0.05, claims_dir=tmp_path, loops=1, priority_loops=0, priority_kinds=(INDEX,))
+    worker = OutboxWorker(db, {INDEX: index, DIGEST: digest}, Metrics(), config)
+    await queue(db, tenant, DIGEST, ["session-1"])
+    running = asyncio.create_task(worker.run())
+    try:
+        await asyncio.wait_for(digest.started.wait(), 10)
+        await queue(db, tenant, INDEX, ["m1"])
+        worker.wake()
+        await asyncio.sleep(0.3)
+        assert index.done == []
+        digest.release.set()
+        await until(lambda: index.done == ["m1"])
+    finally:
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+
+
+async def test_loops_of_one_worker_share_one_claim_identity_and_never_run_a_job_twice(db: SqlDatabase, tmp_path: Path) -> None:
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    index = Gate()
+    config = OutboxConfig(batch_size=4, poll_seconds=0.05, claims_dir=tmp_path, loops=2, priority_loops=2, priority_kinds=(INDEX,))
+    worker = OutboxWorker(db, {INDEX: index}, Metrics(), config)
+    subjects = [f"m{i}" for i in range(60)]
+    await queue(db, tenant, INDEX, subjects)
+    running = asyncio.create_task(worker.run())
+    try:
+        await until(lambda: len(index.done) >= len(subjects))
+        slots = sorted(path.name for path in (tmp_path / "claims").glob("slot-*"))
+    finally:
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+    assert sorted(index.done) == sorted(subjects)  # each once
+    assert slots == ["slot-0"]  # four loops took one identity: one slot
