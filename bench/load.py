@@ -146,15 +146,19 @@ def render_fact(rng: random.Random) -> tuple[str, str, str]:
     return fact.said.format(**slots), fact.question.format(**slots), fact.topic
 
 
-def message_batch(rng: random.Random) -> tuple[list[dict[str, Any]], str]:
-    """1-3 chat messages (user fact, assistant reply, user follow-up) and a question about them."""
+def message_batch(rng: random.Random, size: int | None = None) -> tuple[list[dict[str, Any]], str]:
+    """``size`` chat messages (1-3 when None: a user fact, an assistant reply, a user follow-up;
+    a larger batch goes on with more facts and replies) and a question about the first."""
     said, question, _ = render_fact(rng)
     messages = [{"role": "user", "content": said}]
-    size = rng.randint(1, 3)
-    if size >= 2:
-        messages.append({"role": "assistant", "content": rng.choice(REPLIES)})
-    if size == 3:
-        messages.append({"role": "user", "content": rng.choice(FOLLOW_UPS)})
+    size = rng.randint(1, 3) if size is None else size
+    while len(messages) < size:
+        if len(messages) % 2:
+            messages.append({"role": "assistant", "content": rng.choice(REPLIES)})
+        elif len(messages) == 2:
+            messages.append({"role": "user", "content": rng.choice(FOLLOW_UPS)})
+        else:
+            messages.append({"role": "user", "content": render_fact(rng)[0]})
     return messages, question
 
 
@@ -394,6 +398,8 @@ class ClientPlan:
     user_id: str
     session_ids: list[str]
     rng: random.Random
+    mix: Mapping[str, float]
+    message_batch: int | None = None  # messages a batch (None: 1-3)
     questions: list[str] = field(default_factory=list)
 
     def remember(self, question: str, keep: int = 64) -> None:
@@ -404,15 +410,20 @@ class ClientPlan:
         return self.rng.choice(self.questions) if self.questions else self.rng.choice(GENERIC_QUERIES)
 
 
-def make_plans(run_id: str, clients: int, sessions: int, seed: int) -> list[ClientPlan]:
+def make_plans(
+    run_id: str, mixes: Sequence[Mapping[str, float]], sessions: int, seed: int, message_batch: int | None = None
+) -> list[ClientPlan]:
+    """One plan per client, each with its own mix."""
     return [
         ClientPlan(
             index=i,
             user_id=f"{run_id}-u{i}",
             session_ids=[f"{run_id}-u{i}-s{j}" for j in range(sessions)],
             rng=random.Random(client_seed(seed, i)),
+            mix=mix,
+            message_batch=message_batch,
         )
-        for i in range(clients)
+        for i, mix in enumerate(mixes)
     ]
 
 
@@ -421,7 +432,7 @@ def request_for(op: str, plan: ClientPlan) -> tuple[str, dict[str, Any], str | N
     rng = plan.rng
     session_id = rng.choice(plan.session_ids)
     if op == "messages":
-        messages, question = message_batch(rng)
+        messages, question = message_batch(rng, plan.message_batch)
         return f"/v1/sessions/{session_id}/messages", {"messages": messages}, question
     if op == "memories":
         memory, question = memory_payload(rng, plan.user_id, session_id)
@@ -464,13 +475,11 @@ async def prepare_client(http: httpx.AsyncClient, plan: ClientPlan) -> None:
         plan.remember(question)
 
 
-async def client_loop(
-    http: httpx.AsyncClient, plan: ClientPlan, mix: Mapping[str, float], deadline: float
-) -> dict[str, OpStats]:
-    """Run operations one after the other until ``deadline`` (perf_counter); their stats."""
+async def client_loop(http: httpx.AsyncClient, plan: ClientPlan, deadline: float) -> dict[str, OpStats]:
+    """Run operations of the plan's mix one after the other until ``deadline`` (perf_counter); their stats."""
     stats = {name: OpStats() for name in OPERATIONS}
     while time.perf_counter() < deadline:
-        op = choose_operation(plan.rng, mix)
+        op = choose_operation(plan.rng, plan.mix)
         path, body, question = request_for(op, plan)
         latency, status, error = await timed_post(http, path, body)
         if error is None:
@@ -496,7 +505,7 @@ def http_client(base_url: str, admin_key: str, timeout_s: float) -> httpx.AsyncC
 
 
 async def run_workload(
-    base_url: str, admin_key: str, plans: Sequence[ClientPlan], mix: Mapping[str, float],
+    base_url: str, admin_key: str, plans: Sequence[ClientPlan],
     seconds: float, timeout_s: float, server_pid: int | None = None,
 ) -> tuple[dict[str, OpStats], float, dict[str, float] | None]:
     """Prepare every client, then run them all for ``seconds``: (stats, elapsed s, CPU use:
@@ -509,7 +518,7 @@ async def run_workload(
         started = time.perf_counter()
         deadline = started + seconds
         per_client = await asyncio.gather(
-            *(client_loop(c, p, mix, deadline) for c, p in zip(clients, plans, strict=True))
+            *(client_loop(c, p, deadline) for c, p in zip(clients, plans, strict=True))
         )
         elapsed = time.perf_counter() - started
         cpu = cpu_shares(machine_before, read_cpu_times())
@@ -686,14 +695,13 @@ def run_backend(args: argparse.Namespace, backend: str, run_id: str) -> dict[str
     ) as extra:
         data_dir = Path(tmp)
         log_path = data_dir / "service.log"
-        server = start_server(server_env(data_dir, admin_key, extra), log_path, free_port())
+        server = start_server(server_env(data_dir, admin_key, {**extra, **args.set}), log_path, free_port())
         try:
             ready_s = wait_ready(server)
             log.info("%s: ready in %.1fs at %s", backend, ready_s, server.url)
-            plans = make_plans(backend_run, args.clients, args.sessions, args.seed)
+            plans = make_plans(backend_run, client_mixes(args), args.sessions, args.seed, args.message_batch)
             stats, elapsed, cpu = asyncio.run(run_workload(
-                server.url, admin_key, plans, args.mix, args.seconds, args.http_timeout,
-                server.proc.pid,
+                server.url, admin_key, plans, args.seconds, args.http_timeout, server.proc.pid,
             ))
             queue = asyncio.run(drain_queue(server.url, admin_key, args.drain_timeout))
         except LoadError as error:
@@ -732,6 +740,22 @@ def _backend_env(args: argparse.Namespace, backend: str, run_id: str) -> Iterato
                "MEMORY_QDRANT_URL": QDRANT_LOCAL}
 
 
+def client_mixes(args: argparse.Namespace) -> list[dict[str, float]]:
+    """Each client's mix: ``--client-mix``'s, else ``--mix`` for each of ``--clients``."""
+    return list(args.client_mix) if args.client_mix else [args.mix] * args.clients
+
+
+def parse_client_mixes(value: str) -> list[dict[str, float]]:
+    return [parse_mix(part) for part in value.split(";") if part.strip()]
+
+
+def parse_setting(value: str) -> tuple[str, str]:
+    name, sep, setting = value.partition("=")
+    if not sep or not name.startswith("MEMORY_"):
+        raise argparse.ArgumentTypeError(f"expected MEMORY_NAME=value, got {value!r}")
+    return name, setting
+
+
 def parse_backends(value: str) -> list[str]:
     names = [part.strip() for part in value.split(",") if part.strip()]
     if not names or set(names) - set(BACKENDS):
@@ -766,6 +790,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sessions", type=_positive_int, default=3, help="sessions per client")
     parser.add_argument("--mix", type=parse_mix, default=dict(DEFAULT_MIX),
                         help="operation weights, e.g. messages=40,memories=20,search=25,context=15")
+    parser.add_argument("--client-mix", type=parse_client_mixes, default=None,
+                        help="a mix per client, ';'-separated (overrides --mix and --clients), e.g."
+                        " 'messages=1;messages=1;search=1': two writers and one searcher")
+    parser.add_argument("--message-batch", type=_positive_int, default=None,
+                        help="messages a messages call (default: 1-3 at random)")
+    parser.add_argument("--set", type=parse_setting, action="append", default=[], metavar="MEMORY_NAME=VALUE",
+                        help="a setting of the service under load (repeatable), e.g. MEMORY_EMBEDDING_THREADS=1")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--http-timeout", type=_positive_float, default=30.0, metavar="SECONDS",
                         help="per request; a timeout counts as an error")
@@ -781,6 +812,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.set = dict(args.set)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not one line per request
     now = datetime.now(UTC)
@@ -790,8 +822,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "timestamp": now.isoformat(timespec="seconds"),
         "run_id": run_id,
         "config": {
-            "backends": args.backend, "clients": args.clients, "seconds": args.seconds,
-            "sessions_per_client": args.sessions, "mix": args.mix, "seed": args.seed,
+            "backends": args.backend, "clients": len(client_mixes(args)), "seconds": args.seconds,
+            "sessions_per_client": args.sessions, "mix": args.mix, "client_mixes": client_mixes(args),
+            "message_batch": args.message_batch, "settings": args.set, "seed": args.seed,
             "http_timeout_s": args.http_timeout, "context_max_tokens": CONTEXT_MAX_TOKENS,
             "search_limit": SEARCH_LIMIT, "cpus": os.cpu_count(),
         },

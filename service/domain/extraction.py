@@ -60,14 +60,15 @@ class FactExtraction:
         facts = await self._extractor.extract([turn(m) for m in pending])
         # Applied before the mark moves: a crash in between repeats facts, which dedup absorbs.
         session = found.session
-        nearest = await self._memories.similar_many(
-            tenant_id, session.user_id, [f.content for f in facts], ("semantic", "profile"), SIMILAR
-        )
+        # One embedding batch for every fact: the nearest memories and the new memories' vectors
+        # (one call a fact queued each behind the indexing batches: seconds per page of messages).
+        vectors = await self._memories.embed([f.content for f in facts])
+        nearest = await self._memories.similar_many(tenant_id, session.user_id, vectors, ("semantic", "profile"), SIMILAR)
         applied, made = 0, []
-        for fact, similar in zip(facts, nearest, strict=True):
+        for fact, similar, vector in zip(facts, nearest, vectors, strict=True):
             # Memories this batch already wrote count as known, so a later fact can update them.
             decision = await self._extractor.decide(fact, [known(m) for m in [*made, *similar]])
-            changed = await self._apply(session, decision)
+            changed = await self._apply(session, decision, vector if decision.fact.content == fact.content else None)
             made += changed
             applied += bool(changed)
         async with self._db.transaction() as repos:
@@ -77,12 +78,13 @@ class FactExtraction:
         self._metrics.extraction_completed()
         return applied
 
-    async def _apply(self, session: SessionRecord, decision: FactDecision) -> list[MemoryRecord]:
-        """Carry out one decision; returns the memory it wrote (none for delete and nothing)."""
+    async def _apply(self, session: SessionRecord, decision: FactDecision, vector: list[float] | None) -> list[MemoryRecord]:
+        """Carry out one decision (``vector``: its fact's embedding, when known); returns the memory
+        it wrote (none for delete and nothing)."""
         fact, target = decision.fact, decision.target_id
         try:
             if decision.op == "add" or (decision.op in ("update", "delete") and target is None):
-                [outcome] = await self._memories.add(session.tenant_id, [fact_memory(session, fact)])
+                [outcome] = await self._memories.add(session.tenant_id, [fact_memory(session, fact)], [vector] if vector else None)
                 return [outcome.memory]
             if decision.op == "update" and target is not None:
                 changes = {"content": fact.content, "metadata": fact_memory(session, fact).metadata}

@@ -52,7 +52,11 @@ class Indexer:
     def text(memory: MemoryRecord) -> str:
         """What is embedded and BM25-encoded: the content alone (who spoke and the neighbouring
         turns count at query time, through the payload: ``service.domain.ranking``)."""
-        return memory.content.strip()
+        return Indexer.text_of(memory.content)
+
+    @staticmethod
+    def text_of(content: str) -> str:
+        return content.strip()
 
     async def upsert(self, memories: Sequence[MemoryRecord], dense: Sequence[list[float]] | None = None) -> None:
         """Write these memories' points; ``dense`` saves re-embedding when the caller has vectors."""

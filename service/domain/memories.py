@@ -59,10 +59,11 @@ def alive(memory: MemoryRecord, at: datetime) -> bool:
     return memory.expires_at is None or memory.expires_at > at
 
 
-def build(tenant_id: str, new: NewMemory, at: datetime) -> MemoryRecord:
+def build(tenant_id: str, new: NewMemory, at: datetime, id: str | None = None) -> MemoryRecord:
+    """The first version of a new memory; ``id`` when the caller chose it (an import), else a fresh UUID."""
     return MemoryRecord(
         tenant_id=tenant_id,
-        id=str(uuid4()),
+        id=id if id is not None else str(uuid4()),
         user_id=new.user_id,
         session_id=new.session_id,
         agent_id=new.agent_id,
@@ -136,13 +137,24 @@ class MemoryService:
                     f"the limit is {self._limits.max_content_chars}"
                 )
 
-    async def add(self, tenant_id: str, batch: Sequence[NewMemory]) -> list[Outcome]:
+    async def embed(self, contents: Sequence[str]) -> list[list[float]]:
+        """The vectors memories of these contents get (on the indexing lane), for ``add`` and
+        ``similar_many`` to share."""
+        return await self._embedder.embed([Indexer.text_of(content) for content in contents])
+
+    async def add(
+        self, tenant_id: str, batch: Sequence[NewMemory], vectors: Sequence[list[float]] | None = None
+    ) -> list[Outcome]:
         """Store new memories; identical ones return the memory already kept, near-identical ones are
-        merged into it (as its new version when they carry new information)."""
+        merged into it (as its new version when they carry new information). ``vectors``: the
+        contents' embeddings from ``embed``, when the caller has them."""
         self._check(batch)
+        if vectors is not None and len(vectors) != len(batch):
+            raise ValueError(f"{len(vectors)} vectors for {len(batch)} memories")
         at = now()
         candidates = [build(tenant_id, new, at) for new in batch]
-        vectors = await self._embedder.embed([self._indexer.text(m) for m in candidates])
+        if vectors is None:
+            vectors = await self.embed([m.content for m in candidates])
         near = await self._near_duplicates(candidates, vectors, at)
         outcomes: list[Outcome] = []
         created: list[tuple[MemoryRecord, list[float]]] = []
@@ -283,15 +295,14 @@ class MemoryService:
         return updated
 
     async def similar_many(
-        self, tenant_id: str, user_id: str, texts: Sequence[str], types: tuple[str, ...], limit: int
+        self, tenant_id: str, user_id: str, vectors: Sequence[list[float]], types: tuple[str, ...], limit: int
     ) -> list[list[MemoryRecord]]:
-        """For each text, the user's memories of these types nearest to it (dense cosine), nearest
-        first; the texts are embedded in one batch."""
-        if not texts:
+        """For each vector (of ``embed``), the user's memories of these types nearest to it (dense
+        cosine), nearest first."""
+        if not vectors:
             return []
         at = now()
         where = VectorFilter(tenant_id=tenant_id, user_id=user_id, types=types, alive_at=at.timestamp())
-        vectors = await self._embedder.embed(list(texts))
         found = [await self._vectors.search(VectorQuery(filter=where, limit=limit, dense=v)) for v in vectors]
         async with self._db.transaction() as repos:
             ids = list(dict.fromkeys(h.id for hits in found for h in hits))

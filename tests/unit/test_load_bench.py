@@ -16,6 +16,7 @@ from bench.load import (
     OpStats,
     build_parser,
     choose_operation,
+    client_mixes,
     cpu_shares,
     log_problems,
     make_plans,
@@ -106,6 +107,22 @@ class TestWorkload:
             assert question.endswith("?") and "{" not in question
         assert sizes == {1, 2, 3}
 
+    def test_a_batch_of_a_given_size_alternates_user_and_assistant(self) -> None:
+        rng = random.Random(0)
+        for size in (1, 2, 5, 8):
+            messages, question = message_batch(rng, size)
+            assert len(messages) == size and question.endswith("?")
+            assert [m["role"] for m in messages] == (["user", "assistant"] * 4)[:size]
+            assert all(m["content"] and "{" not in m["content"] for m in messages)
+
+    def test_each_client_has_its_own_mix(self) -> None:
+        args = build_parser().parse_args(["--client-mix", "messages=1;messages=1;search=1", "--message-batch", "5"])
+        plans = make_plans("load-x", client_mixes(args), sessions=1, seed=0, message_batch=args.message_batch)
+        assert [{op: w for op, w in plan.mix.items() if w} for plan in plans] == [{"messages": 1.0}, {"messages": 1.0}, {"search": 1.0}]
+        path, body, _ = request_for("messages", plans[0])
+        assert len(body["messages"]) == 5
+        assert client_mixes(build_parser().parse_args(["--clients", "2"])) == [DEFAULT_MIX, DEFAULT_MIX]
+
     def test_memory_payload(self) -> None:
         memory, question = memory_payload(random.Random(0), "u1", "s1")
         assert memory["user_id"] == "u1" and memory["session_id"] == "s1"
@@ -114,7 +131,7 @@ class TestWorkload:
 
     def test_plans_are_deterministic_and_distinct(self) -> None:
         def run(seed: int) -> list[tuple[str, str]]:
-            plans = make_plans("load-x", clients=3, sessions=2, seed=seed)
+            plans = make_plans("load-x", [DEFAULT_MIX] * 3, sessions=2, seed=seed)
             calls = []
             for plan in plans:
                 for op in ("messages", "memories", "search", "context"):
@@ -124,12 +141,12 @@ class TestWorkload:
 
         assert run(0) == run(0)
         assert run(0) != run(1)
-        plans = make_plans("load-x", clients=2, sessions=2, seed=0)
+        plans = make_plans("load-x", [DEFAULT_MIX] * 2, sessions=2, seed=0)
         assert plans[0].user_id != plans[1].user_id
         assert plans[0].session_ids == ["load-x-u0-s0", "load-x-u0-s1"]
 
     def test_requests_use_the_client_identity(self) -> None:
-        plan = make_plans("load-x", clients=1, sessions=2, seed=0)[0]
+        plan = make_plans("load-x", [DEFAULT_MIX], sessions=2, seed=0)[0]
         path, body, question = request_for("messages", plan)
         assert path.startswith("/v1/sessions/load-x-u0-s") and path.endswith("/messages")
         assert 1 <= len(body["messages"]) <= 3 and question
@@ -143,7 +160,7 @@ class TestWorkload:
             request_for("delete", plan)
 
     def test_remember_keeps_the_newest(self) -> None:
-        plan = make_plans("r", clients=1, sessions=1, seed=0)[0]
+        plan = make_plans("r", [DEFAULT_MIX], sessions=1, seed=0)[0]
         for i in range(100):
             plan.remember(f"q{i}", keep=10)
         assert plan.questions == [f"q{i}" for i in range(90, 100)]

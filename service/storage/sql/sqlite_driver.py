@@ -7,14 +7,25 @@ more time handing work between threads than in SQLite. This adapter runs the fou
 function on that thread, so a statement is one trip. Everything else (the connection, its
 transactions, error translation, server-side cursors) is SQLAlchemy's own.
 
+It also queues this process's writing transactions in the event loop. SQLite lets one
+transaction write at a time; a connection that finds the write lock taken sleeps in SQLite's busy
+handler (1, 2, 5, 10 ... 100 ms a try, whether or not the lock came free meanwhile), so under a
+steady write load (messages posted while the worker indexes and digests) a quarter of the writes
+slept 20 ms to 3 s. Here a transaction's first write statement first takes the engine's write gate
+(an ``asyncio.Lock``: waiters are woken in order the moment it is free) and the commit or
+rollback gives it back; reads never wait for it. Another process writing the same file is still
+waited for by SQLite's own handler.
+
 Use it by passing :func:`one_trip_dbapi` as ``module=`` to ``create_async_engine`` with an
 ``sqlite+aiosqlite`` URL.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import sqlite3
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,7 +38,40 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
-__all__ = ["one_trip_dbapi"]
+__all__ = ["WriteGate", "one_trip_dbapi"]
+
+# Statements that take SQLite's write lock (the sqlite3 module opens a transaction before them).
+_WRITES = frozenset({"INSERT", "UPDATE", "DELETE", "REPLACE"})
+
+
+def _writes(operation: str) -> bool:
+    head = operation.lstrip()[:8].split(None, 1)
+    return bool(head) and head[0].upper() in _WRITES
+
+
+class WriteGate:
+    """One writing transaction of this engine at a time, queued in the event loop. A lock per
+    running loop (an engine may outlive one: tests), waited for up to ``timeout`` seconds (then
+    the ``database is locked`` error SQLite itself would give)."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+    def lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        found = self._locks.get(loop)
+        if found is None:
+            found = self._locks[loop] = asyncio.Lock()
+        return found
+
+    async def enter(self) -> asyncio.Lock:
+        lock = self.lock()
+        try:
+            await asyncio.wait_for(lock.acquire(), self.timeout)
+        except TimeoutError:
+            raise sqlite3.OperationalError(f"database is locked (no write turn within {self.timeout:g} s)") from None
+        return lock
 
 _Outcome = tuple[Any, list[Any], int, int | None]  # description, rows, rowcount, lastrowid
 
@@ -101,6 +145,9 @@ class _OneTripCursor(AsyncAdapt_aiosqlite_cursor):
             self._adapt_connection._handle_exception(error)
 
     async def _run(self, operation: Any, parameters: Any, many: bool) -> None:
+        connection = self._adapt_connection
+        if isinstance(connection, _OneTripConnection) and connection.gate_held is None and _writes(operation):
+            connection.gate_held = await connection.dbapi.gate.enter()
         async with self._adapt_connection._execute_mutex:
             outcome = await self._connection._execute(_run_statement, self._connection, operation, parameters, many)
         self._description, rows, self._rowcount, self._lastrowid = outcome
@@ -108,16 +155,55 @@ class _OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class _OneTripConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ()
+    __slots__ = ("gate_held",)
     _cursor_cls = _OneTripCursor
+    dbapi: _OneTripDbapi
+
+    def __init__(self, dbapi: _OneTripDbapi, connection: aiosqlite.Connection) -> None:
+        super().__init__(dbapi, connection)
+        self.gate_held: asyncio.Lock | None = None  # the write gate, while this transaction writes
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self._leave_gate()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self._leave_gate()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._leave_gate()
+
+    def terminate(self) -> None:
+        try:
+            super().terminate()
+        finally:
+            self._leave_gate()
+
+    def _leave_gate(self) -> None:
+        held, self.gate_held = self.gate_held, None
+        if held is not None and held.locked():
+            held.release()
 
 
 class _OneTripDbapi(AsyncAdapt_aiosqlite_dbapi):
+    def __init__(self, aiosqlite: Any, sqlite: Any, gate: WriteGate) -> None:
+        super().__init__(aiosqlite, sqlite)
+        self.gate = gate
+
     def connect(self, *arg: Any, **kw: Any) -> AsyncAdapt_aiosqlite_connection:
         adapted = super().connect(*arg, **kw)
         return _OneTripConnection(self, adapted._connection)
 
 
-def one_trip_dbapi() -> AsyncAdapt_aiosqlite_dbapi:
-    """The DBAPI module for ``create_async_engine(..., module=...)`` with an aiosqlite URL."""
-    return _OneTripDbapi(aiosqlite, sqlite3)
+def one_trip_dbapi(write_timeout: float = 10.0) -> AsyncAdapt_aiosqlite_dbapi:
+    """The DBAPI module for ``create_async_engine(..., module=...)`` with an aiosqlite URL (one a
+    database file: its connections share the write gate; ``write_timeout`` as ``busy_timeout``)."""
+    return _OneTripDbapi(aiosqlite, sqlite3, WriteGate(write_timeout))
