@@ -98,6 +98,20 @@ class TestImportWithVectors:
         user = (await client.get("/v1/users/u1")).json()
         assert user["memory_count"] == 1
 
+    @pytest.mark.parametrize(
+        "vector",
+        [
+            b"[" + b",".join([b"1"] + [b"0"] * 383) + b"]",  # integers
+            b"[" + b",".join([b"true"] + [b"false"] * 383) + b"]",  # booleans, read as 1.0 and 0.0 (qdrant-client refuses them)
+            b"[" + b",".join([b'"0.6"', b'"0.8"'] + [b"0"] * 382) + b"]",  # numeric strings
+            b"[" + b",".join([b"3e-5", b"4e-5"] + [b"0"] * 382) + b"]",  # too short for the engines to normalise
+        ],
+    )
+    async def test_numbers_are_read_as_for_any_line(self, client: httpx.AsyncClient, vector: bytes) -> None:
+        line = json.dumps({"user_id": "u1", "content": FACTS[0]}).encode()[:-1] + b', "vector": ' + vector + b"}"
+        answer = await imported(client, [line])
+        assert answer.json() == {"imported": 1, "skipped": 0, "indexed": 1, "queued": 0}, answer.text
+
     async def test_a_failed_vector_write_leaves_them_to_the_worker(
         self, app: FastAPI, client: httpx.AsyncClient, embedder: SentenceTransformerEmbedder
     ) -> None:

@@ -108,6 +108,14 @@ class TestDense:
         expected = [1.0, 1 / math.sqrt(2), 0.0, -1.0]
         assert [h.score for h in hits] == pytest.approx(expected, abs=1e-5)
 
+    @pytest.mark.parametrize("scale", [1e-2, 7.5, 1e2])
+    async def test_stored_vectors_are_normalised(self, index: VectorIndex, scale: float) -> None:
+        # The bulk import hands vectors of length 1e-2 to 1e2 over as they are (service.domain.bulk).
+        given, unit_copy = point(dense=[scale * x for x in unit(3, 4)]), point(dense=unit(0.6, 0.8))
+        await index.upsert([given, unit_copy])
+        hits = await index.search(VectorQuery(filter=VectorFilter(T1), limit=10, dense=unit(1.0)))
+        assert {h.id: h.score for h in hits} == pytest.approx({given.id: 0.6, unit_copy.id: 0.6}, abs=1e-5)
+
     async def test_limit_and_payload(self, index: VectorIndex) -> None:
         points = [point(dense=unit(1.0, i / 10), metadata={"n": i}) for i in range(5)]
         await index.upsert(points)

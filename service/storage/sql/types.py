@@ -34,12 +34,29 @@ class UtcDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         return None if value is None else _in_utc(value)
 
+    def bind_processor(self, dialect: Dialect) -> Any:
+        """On SQLite, an aware datetime straight to the stored text in one call (the conversion
+        here and then the format of SQLAlchemy's DATETIME were a fifth of a bulk import's SQL time)."""
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+        return _sqlite_text
+
     def result_processor(self, dialect: Dialect, coltype: object) -> Any:
         """On SQLite, the stored text straight to an aware datetime in one call (the parse of
         SQLAlchemy's DateTime and then ``replace`` cost half of reading a memory row)."""
         if dialect.name != "sqlite":
             return super().result_processor(dialect, coltype)
         return _sqlite_utc
+
+
+def _sqlite_text(value: datetime | None) -> str | None:
+    """An aware datetime as SQLite's naive UTC text, the format of SQLAlchemy's DATETIME
+    (``2023-05-08 13:56:00.000000``)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    return value.astimezone(UTC).isoformat(" ", "microseconds")[:-6]  # less the "+00:00"
 
 
 def _sqlite_utc(value: str | None) -> datetime | None:
