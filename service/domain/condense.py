@@ -23,6 +23,10 @@ from service.storage.ports import Database, Repos
 from service.storage.records import MemoryRecord, MessageRecord
 
 
+#: Runs of messages condensed a pass (one read, one transaction).
+RUNS_PER_PASS = 10
+
+
 def index_terms(memory: MemoryRecord) -> list[str]:
     """The keyword-index terms of a memory: the stems of its topic and keywords."""
     return list(dict.fromkeys(t for text in [memory.topic or "", *memory.keywords] for t in tokenize(text) if len(t) <= 64))
@@ -57,10 +61,11 @@ def summary_memory(found: Snapshot, messages: Sequence[MessageRecord], digest: D
     )
 
 
-async def store_summary(repos: Repos, memory: MemoryRecord) -> None:
-    """Keep a summary memory with its first version, its index job and its keyword-index terms."""
-    await record_created(repos, [memory])
-    await repos.terms.add(memory.tenant_id, memory.user_id, memory.id, index_terms(memory))
+async def store_summaries(repos: Repos, memories: Sequence[MemoryRecord]) -> None:
+    """Keep summary memories with their first versions, index jobs and keyword-index terms."""
+    await record_created(repos, memories)
+    for memory in memories:
+        await repos.terms.add(memory.tenant_id, memory.user_id, memory.id, index_terms(memory))
 
 
 class Condenser:
@@ -91,23 +96,35 @@ class Condenser:
         return await self._condense(tenant_id, session_id, self._every or 20, whole_runs=False)
 
     async def _condense(self, tenant_id: str, session_id: str, run: int, whole_runs: bool) -> list[MemoryRecord]:
+        """Condense what is pending, up to ``RUNS_PER_PASS`` runs a pass: one read, the summaries,
+        one transaction that stores them and moves the mark (a backlog of runs was a transaction
+        a run, each waiting its turn to write)."""
         made: list[MemoryRecord] = []
         while True:
             found = await snapshot(self._db, tenant_id, session_id)
             async with self._db.transaction() as repos:
-                pending = await repos.messages.after(tenant_id, session_id, found.digest.condensed.until, run)
-            if not pending or (whole_runs and len(pending) < run):
+                pending = await repos.messages.after(tenant_id, session_id, found.digest.condensed.until, run * RUNS_PER_PASS)
+            runs = [pending[start : start + run] for start in range(0, len(pending), run)]
+            if whole_runs:
+                runs = [part for part in runs if len(part) == run]
+            if not runs:
                 return made
-            digest = await self._summarizer.condense([turn(m) for m in pending], self._max_tokens)
-            memory = summary_memory(found, pending, digest) if digest.text.strip() else None  # blank turns: none
+            memories = []
+            for part in runs:
+                digest = await self._summarizer.condense([turn(m) for m in part], self._max_tokens)
+                if digest.text.strip():  # blank turns: no summary, but they count as condensed
+                    memories.append(summary_memory(found, part, digest))
+            taken = [message for part in runs for message in part]
             async with self._db.transaction() as repos:
                 current = await still_current(repos, found.digest, "condensed")
                 if current is None:
                     return made
-                if memory is not None:
-                    await store_summary(repos, memory)
-                await repos.digests.save(replace(current, condensed=advanced(current.condensed, pending), updated_at=now()))
-            if memory is not None:
-                made.append(memory)
+                await store_summaries(repos, memories)
+                await repos.digests.save(replace(current, condensed=advanced(current.condensed, taken), updated_at=now()))
+            made.extend(memories)
+            for _ in memories:
                 self._metrics.summary_written()
-                self._wake()  # its indexing job is committed
+            if memories:
+                self._wake()  # their indexing jobs are committed
+            if len(pending) < run * RUNS_PER_PASS:
+                return made  # that was all there was

@@ -184,6 +184,10 @@ class OutboxWorker:
                     loops.create_task(self._work(None))
                 for _ in range(priority):
                     loops.create_task(self._work(config.priority_kinds))
+        except BaseExceptionGroup:
+            if stopping():  # a loop stopped mid-call with the error its backend gave: a stop all the same
+                raise asyncio.CancelledError from None
+            raise
         finally:
             self.give_up_ownership()
 

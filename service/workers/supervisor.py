@@ -52,7 +52,10 @@ class Supervisor:
                 task.cancel()
             if not pending:
                 break
-            _, pending = await asyncio.wait(pending, timeout=grace / 5)
+            done, pending = await asyncio.wait(pending, timeout=grace / 5)
+            for task in done:  # retrieved, so none is reported as never retrieved
+                if not task.cancelled() and task.exception() is not None:
+                    log.debug("background loop stopped with an error", extra={"loop": task.get_name()}, exc_info=task.exception())
         if pending:
             log.error("background loops did not stop", extra={"loops": [t.get_name() for t in pending]})
         self._tasks.clear()

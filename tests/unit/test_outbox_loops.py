@@ -46,6 +46,14 @@ async def queue(db: SqlDatabase, tenant: str, kind: str, subjects: list[str]) ->
         await r.jobs.enqueue(tenant, kind, subjects)
 
 
+async def drained(db: SqlDatabase, tenant: str) -> None:
+    while True:
+        async with db.transaction() as r:
+            if (await r.jobs.stats(tenant)).pending == 0:
+                return
+        await asyncio.sleep(0.01)
+
+
 async def until(condition: object, timeout: float = 10.0) -> None:
     async def wait() -> None:
         while not condition():  # type: ignore[operator]
@@ -69,12 +77,12 @@ async def test_an_indexing_loop_runs_new_jobs_while_a_digest_holds_the_other_loo
         assert digest.done == []  # still held: the index jobs did not wait for it
         digest.release.set()
         await until(lambda: digest.done == ["session-1"])
+        await asyncio.wait_for(drained(db, tenant), 10)  # every job completed, none run twice
     finally:
         running.cancel()
         with pytest.raises(asyncio.CancelledError):
             await running
-    async with db.transaction() as r:
-        assert (await r.jobs.stats(tenant)).pending == 0
+    assert index.done == ["m1", "m2"] and digest.done == ["session-1"]
 
 
 async def test_without_an_indexing_loop_a_held_digest_holds_everything(db: SqlDatabase, tmp_path: Path) -> None:
