@@ -204,7 +204,11 @@ class OutboxWorker:
             if claimed:
                 continue
             self._wakeup.clear()
+            # asyncio.timeout, not wait_for: on Python 3.11 a cancellation that lands as
+            # wait_for's timeout fires is lost, and a loop of a stopped app went on claiming jobs
+            # (seen with several loops: a job leased to it waited out its lease).
             try:
-                await asyncio.wait_for(self._wakeup.wait(), self._config.poll_seconds)
+                async with asyncio.timeout(self._config.poll_seconds):
+                    await self._wakeup.wait()
             except TimeoutError:
                 pass

@@ -68,7 +68,8 @@ class WriteGate:
     async def enter(self) -> asyncio.Lock:
         lock = self.lock()
         try:
-            await asyncio.wait_for(lock.acquire(), self.timeout)
+            async with asyncio.timeout(self.timeout):  # not wait_for: it can lose a cancellation on 3.11
+                await lock.acquire()
         except TimeoutError:
             raise sqlite3.OperationalError(f"database is locked (no write turn within {self.timeout:g} s)") from None
         return lock
