@@ -1,14 +1,15 @@
-"""The sentence-transformers model on ONNX Runtime, exported locally from its own weights.
+"""The sentence-transformers model on ONNX Runtime or OpenVINO, exported locally from its own weights.
 
 Nothing is downloaded: the transformer of the configured model folder (the packaged
 all-MiniLM-L6-v2 unless ``MEMORY_EMBEDDING_MODEL`` names another) is exported with
 ``torch.onnx.export`` and, for ``onnx-int8``, quantized with ONNX Runtime's dynamic int8
 quantization. ``onnx`` and ``onnx-int8`` run the file on ONNX Runtime; ``openvino`` compiles the
 same float export with OpenVINO, which computes in bfloat16 on CPUs with bf16 units (AMX,
-AVX512-BF16; the vectors stay within a cosine of 0.9999 of float's) and in float32 elsewhere. The file is cached under ``MEMORY_EMBEDDING_CACHE_DIR``, named by a digest of the
-model files, the backend, the ONNX Runtime and torch versions and this module's recipe, so a
-changed model (or a new runtime) is exported again. It is written to a temporary file in the same
-folder and renamed into place, so a process never reads a half-written one.
+AVX512-BF16; the vectors stay within a cosine of 0.9999 of float's) and in float32 elsewhere.
+The file is cached under ``MEMORY_EMBEDDING_CACHE_DIR``, named by a digest of the model files,
+the backend, the ONNX Runtime and torch versions and this module's recipe, so a changed model (or
+a new runtime) is exported again. It is written to a temporary file in the same folder and renamed
+into place, so a process never reads a half-written one.
 
 ``OnnxEncoder`` does what ``SentenceTransformer.encode`` does for a Transformer, Pooling
 (Normalize) model: the model's ``tokenizer.json`` truncating at ``max_seq_length``, the

@@ -114,8 +114,9 @@ class OutboxWorker:
             groups[(job.kind, job.tenant_id)].append(job)
         for (kind, tenant), group in groups.items():
             await self._run_group(kind, tenant, group)
-        if len(jobs) < self._config.batch_size or time.monotonic() - self._reported_at >= self._config.report_seconds:
-            await self.report()  # a short batch may have emptied the queue: report it at once
+        short = 0 < len(jobs) < self._config.batch_size  # it may have emptied the queue: report it at once
+        if short or time.monotonic() - self._reported_at >= self._config.report_seconds:
+            await self.report()  # otherwise once a second, shared by the loops (idle ones too)
         return len(jobs)
 
     async def _run_group(self, kind: str, tenant: str, jobs: list[Job]) -> None:
@@ -190,7 +191,6 @@ class OutboxWorker:
             raise
         finally:
             self.give_up_ownership()
-
 
     async def _work(self, kinds: Sequence[str] | None) -> None:
         while True:

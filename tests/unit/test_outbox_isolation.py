@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-import pytest
-
 from service.observability.metrics import Metrics
-from service.storage.sql.database import SqlDatabase, create_engine
+from service.storage.sql.database import SqlDatabase
 from service.workers.outbox import OutboxConfig, OutboxWorker
-from tests.conftest import migrated
 
 JOBS = 64
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[SqlDatabase]:
-    database = SqlDatabase(create_engine(await migrated(f"sqlite+aiosqlite:///{tmp_path / 'jobs.db'}")))
-    yield database
-    await database.close()
 
 
 class Flaky:

@@ -6,23 +6,16 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
 from service.observability.metrics import Metrics
-from service.storage.sql.database import SqlDatabase, create_engine
+from service.storage.sql.database import SqlDatabase
 from service.workers.outbox import OutboxConfig, OutboxWorker
-from tests.conftest import migrated
 
 INDEX, DIGEST = "sync_memory", "digest_session"
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[SqlDatabase]:
-    database = SqlDatabase(create_engine(await migrated(f"sqlite+aiosqlite:///{tmp_path / 'jobs.db'}")))
-    yield database
-    await database.close()
 
 
 class Gate:
@@ -62,14 +55,29 @@ async def until(condition: object, timeout: float = 10.0) -> None:
     await asyncio.wait_for(wait(), timeout)
 
 
+@asynccontextmanager
+async def running(worker: OutboxWorker) -> AsyncIterator[None]:
+    """The worker's loops at work for the block; cancelled (as a stop is) after it."""
+    task = asyncio.create_task(worker.run())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+def loops_worker(db: SqlDatabase, claims: Path, handlers: dict[str, Gate], batch_size: int = 8, **loops: int) -> OutboxWorker:
+    config = OutboxConfig(batch_size=batch_size, poll_seconds=0.05, claims_dir=claims, priority_kinds=(INDEX,), **loops)
+    return OutboxWorker(db, dict(handlers), Metrics(), config)
+
+
 async def test_an_indexing_loop_runs_new_jobs_while_a_digest_holds_the_other_loop(db: SqlDatabase, tmp_path: Path) -> None:
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     digest, index = Gate(held=True), Gate()
-    config = OutboxConfig(batch_size=8, poll_seconds=0.05, claims_dir=tmp_path, loops=1, priority_loops=1, priority_kinds=(INDEX,))
-    worker = OutboxWorker(db, {INDEX: index, DIGEST: digest}, Metrics(), config)
+    worker = loops_worker(db, tmp_path, {INDEX: index, DIGEST: digest}, loops=1, priority_loops=1)
     await queue(db, tenant, DIGEST, ["session-1"])
-    running = asyncio.create_task(worker.run())
-    try:
+    async with running(worker):
         await asyncio.wait_for(digest.started.wait(), 10)  # the any-kind loop is stuck in the digest
         await queue(db, tenant, INDEX, ["m1", "m2"])
         worker.wake()
@@ -78,10 +86,6 @@ async def test_an_indexing_loop_runs_new_jobs_while_a_digest_holds_the_other_loo
         digest.release.set()
         await until(lambda: digest.done == ["session-1"])
         await asyncio.wait_for(drained(db, tenant), 10)  # every job completed, none run twice
-    finally:
-        running.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await running
     assert index.done == ["m1", "m2"] and digest.done == ["session-1"]
 
 
@@ -89,11 +93,9 @@ async def test_without_an_indexing_loop_a_held_digest_holds_everything(db: SqlDa
     """The control of the test above: one loop for every kind waits out the digest."""
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     digest, index = Gate(held=True), Gate()
-    config = OutboxConfig(batch_size=8, poll_seconds=0.05, claims_dir=tmp_path, loops=1, priority_loops=0, priority_kinds=(INDEX,))
-    worker = OutboxWorker(db, {INDEX: index, DIGEST: digest}, Metrics(), config)
+    worker = loops_worker(db, tmp_path, {INDEX: index, DIGEST: digest}, loops=1, priority_loops=0)
     await queue(db, tenant, DIGEST, ["session-1"])
-    running = asyncio.create_task(worker.run())
-    try:
+    async with running(worker):
         await asyncio.wait_for(digest.started.wait(), 10)
         await queue(db, tenant, INDEX, ["m1"])
         worker.wake()
@@ -101,26 +103,16 @@ async def test_without_an_indexing_loop_a_held_digest_holds_everything(db: SqlDa
         assert index.done == []
         digest.release.set()
         await until(lambda: index.done == ["m1"])
-    finally:
-        running.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await running
 
 
 async def test_loops_of_one_worker_share_one_claim_identity_and_never_run_a_job_twice(db: SqlDatabase, tmp_path: Path) -> None:
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     index = Gate()
-    config = OutboxConfig(batch_size=4, poll_seconds=0.05, claims_dir=tmp_path, loops=2, priority_loops=2, priority_kinds=(INDEX,))
-    worker = OutboxWorker(db, {INDEX: index}, Metrics(), config)
+    worker = loops_worker(db, tmp_path, {INDEX: index}, batch_size=4, loops=2, priority_loops=2)
     subjects = [f"m{i}" for i in range(60)]
     await queue(db, tenant, INDEX, subjects)
-    running = asyncio.create_task(worker.run())
-    try:
+    async with running(worker):
         await until(lambda: len(index.done) >= len(subjects))
         slots = sorted(path.name for path in (tmp_path / "claims").glob("slot-*"))
-    finally:
-        running.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await running
     assert sorted(index.done) == sorted(subjects)  # each once
     assert slots == ["slot-0"]  # four loops took one identity: one slot

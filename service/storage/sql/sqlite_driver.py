@@ -26,7 +26,7 @@ import asyncio
 import collections
 import sqlite3
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import aiosqlite
@@ -164,34 +164,26 @@ class _OneTripConnection(AsyncAdapt_aiosqlite_connection):
         super().__init__(dbapi, connection)
         self.gate_held: asyncio.Lock | None = None  # the write gate, while this transaction writes
 
+    # However the transaction ends, the gate is given back.
     def commit(self) -> None:
-        try:
-            super().commit()
-        finally:
-            self._leave_gate()
+        self._then_leave_gate(super().commit)
 
     def rollback(self) -> None:
-        try:
-            super().rollback()
-        finally:
-            self._leave_gate()
+        self._then_leave_gate(super().rollback)
 
     def close(self) -> None:
-        try:
-            super().close()
-        finally:
-            self._leave_gate()
+        self._then_leave_gate(super().close)
 
     def terminate(self) -> None:
-        try:
-            super().terminate()
-        finally:
-            self._leave_gate()
+        self._then_leave_gate(super().terminate)
 
-    def _leave_gate(self) -> None:
-        held, self.gate_held = self.gate_held, None
-        if held is not None and held.locked():
-            held.release()
+    def _then_leave_gate(self, end: Callable[[], None]) -> None:
+        try:
+            end()
+        finally:
+            held, self.gate_held = self.gate_held, None
+            if held is not None and held.locked():
+                held.release()
 
 
 class _OneTripDbapi(AsyncAdapt_aiosqlite_dbapi):
