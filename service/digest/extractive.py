@@ -17,12 +17,13 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from service.digest.model import Digest, Turn
-from service.embedding.text import STOPWORDS, stem, tokenize, words
+from service.embedding.text import STOPWORDS, stem, term_set, tokenize, words
 from service.storage.ports import TokenCounter
 
-__all__ = ["ExtractiveSummarizer", "entities", "keyphrases", "sentences"]
+__all__ = ["ExtractiveSummarizer", "entities", "keyphrases", "sentences", "split_sentences"]
 
 # --- sentences ----------------------------------------------------------------------------
 
@@ -38,6 +39,17 @@ _ABBREVIATIONS = frozenset("mr mrs ms dr prof sr jr st mt vs approx".split())
 
 def sentences(text: str) -> list[str]:
     """The sentences of ``text`` in order, stripped; pieces without a letter or digit are dropped."""
+    return list(split_sentences(text))
+
+
+# Sentences come back again and again (a rolling summary's at every fold, a turn's in every step
+# of its digest, a memory's in every context), so what is found in a text or sentence is cached.
+_CACHED_SENTENCES = 16384
+
+
+@lru_cache(maxsize=_CACHED_SENTENCES)
+def split_sentences(text: str) -> tuple[str, ...]:
+    """``sentences`` as a tuple (cached)."""
     found: list[str] = []
     start = 0
     for mark in _BREAK.finditer(text):
@@ -45,7 +57,7 @@ def sentences(text: str) -> list[str]:
             _keep(found, text[start : mark.end()])
             start = mark.end()
     _keep(found, text[start:])
-    return found
+    return tuple(found)
 
 
 def _after_abbreviation(text: str, mark: re.Match[str]) -> bool:
@@ -102,12 +114,18 @@ class _Word:
         return stem(self.norm)
 
 
+@lru_cache(maxsize=65536)
+def _normal(surface: str) -> str:
+    """A token as ``words`` spells it, joined ("" for punctuation; cached: chat vocabularies are small)."""
+    return "".join(words(surface))
+
+
 def _scan(sentence: str) -> list[_Word | None]:
     """The tokens of one sentence; None stands for punctuation."""
     tokens: list[_Word | None] = []
     first = True
     for match in _TOKEN.finditer(sentence):
-        norm = "".join(words(match.group()))
+        norm = _normal(match.group())
         if not norm:
             tokens.append(None)
             continue
@@ -124,9 +142,10 @@ _NAME_BONUS = 1.0
 _NUMBER_BONUS = 1.0
 
 
-def _phrases(sentence: str) -> list[list[_Word]]:
+@lru_cache(maxsize=_CACHED_SENTENCES)
+def _phrases(sentence: str) -> tuple[tuple[_Word, ...], ...]:
     """Candidate phrases: runs of content words, split at stopwords, punctuation and verbs."""
-    phrases: list[list[_Word]] = []
+    phrases: list[tuple[_Word, ...]] = []
     run: list[_Word] = []
     after_subject = False
     for word in _scan(sentence):
@@ -139,15 +158,15 @@ def _phrases(sentence: str) -> list[list[_Word]]:
         if word is None or verb or word.norm in _SUBJECTS:
             after_subject = word is not None and word.norm in _SUBJECTS
     _flush(phrases, run)
-    return phrases
+    return tuple(phrases)
 
 
-def _flush(phrases: list[list[_Word]], run: list[_Word]) -> None:
+def _flush(phrases: list[tuple[_Word, ...]], run: list[_Word]) -> None:
     for start in range(0, len(run), _MAX_PHRASE_WORDS):
-        phrases.append(run[start : start + _MAX_PHRASE_WORDS])
+        phrases.append(tuple(run[start : start + _MAX_PHRASE_WORDS]))
 
 
-def _word_scores(phrases: Iterable[list[_Word]]) -> dict[str, float]:
+def _word_scores(phrases: Iterable[Sequence[_Word]]) -> dict[str, float]:
     """RAKE's degree / frequency per stem, plus a little for every repeat."""
     frequency: Counter[str] = Counter()
     degree: Counter[str] = Counter()
@@ -158,7 +177,7 @@ def _word_scores(phrases: Iterable[list[_Word]]) -> dict[str, float]:
     return {key: degree[key] / n + _REPEAT_BONUS * (n - 1) for key, n in frequency.items()}
 
 
-def _phrase_score(phrase: list[_Word], scores: dict[str, float]) -> float:
+def _phrase_score(phrase: Sequence[_Word], scores: dict[str, float]) -> float:
     bonus = sum(_NAME_BONUS * w.named + _NUMBER_BONUS * w.number for w in phrase)
     return sum(scores[w.key] for w in phrase) + bonus
 
@@ -171,7 +190,7 @@ def keyphrases(text: str, limit: int = 8) -> list[str]:
     """
     if limit <= 0:
         return []
-    phrases = [phrase for sentence in sentences(text) for phrase in _phrases(sentence)]
+    phrases = [phrase for sentence in split_sentences(text) for phrase in _phrases(sentence)]
     scores = _word_scores(phrases)
     best: dict[frozenset[str], tuple[float, int, str]] = {}
     for position, phrase in enumerate(phrases):
@@ -247,11 +266,15 @@ def entities(text: str) -> list[str]:
     """Names, amounts and dates of ``text`` as written, in order of first appearance, no repeats
     (compared case-insensitively)."""
     found: dict[str, str] = {}
-    for sentence in sentences(text):
-        for start, end in _resolve([*_names(sentence), *_amounts(sentence), *_dates(sentence)]):
-            surface = sentence[start:end]
+    for sentence in split_sentences(text):
+        for surface in _sentence_entities(sentence):
             found.setdefault(surface.casefold(), surface)
     return list(found.values())
+
+
+@lru_cache(maxsize=_CACHED_SENTENCES)
+def _sentence_entities(sentence: str) -> tuple[str, ...]:
+    return tuple(sentence[start:end] for start, end in _resolve([*_names(sentence), *_amounts(sentence), *_dates(sentence)]))
 
 
 # --- the summarizer -----------------------------------------------------------------------
@@ -278,15 +301,26 @@ class _Sentence:
 
     @property
     def marked(self) -> bool:
-        return any(ch.isdigit() for ch in self.text) or bool(entities(self.text))
+        return _marked(self.text)
+
+
+@lru_cache(maxsize=_CACHED_SENTENCES)
+def _marked(text: str) -> bool:
+    """Whether a sentence holds a number, a name, an amount or a date."""
+    return any(ch.isdigit() for ch in text) or bool(entities(text))
+
+
+@lru_cache(maxsize=_CACHED_SENTENCES)
+def _stems(text: str) -> tuple[str, ...]:
+    return tuple(tokenize(text))
 
 
 def _from_turns(turns: Sequence[Turn], first: int = 0) -> list[_Sentence]:
     found: list[_Sentence] = []
     for turn in turns:
         speaker = turn.speaker or turn.role
-        for text in sentences(turn.content):
-            found.append(_Sentence(first + len(found), speaker, text, tuple(tokenize(text)), turn.role == "user", True))
+        for text in split_sentences(turn.content):
+            found.append(_Sentence(first + len(found), speaker, text, _stems(text), turn.role == "user", True))
     return found
 
 
@@ -296,8 +330,8 @@ def _from_summary(summary: str) -> list[_Sentence]:
     for line in summary.splitlines():
         parsed = _LINE.match(line.strip())
         speaker, body = (parsed["speaker"], parsed["text"]) if parsed else (None, line)
-        for text in sentences(body):
-            found.append(_Sentence(len(found), speaker, text, tuple(tokenize(text)), False, False))
+        for text in split_sentences(body):
+            found.append(_Sentence(len(found), speaker, text, _stems(text), False, False))
     return found
 
 
@@ -312,10 +346,10 @@ def _scores(candidates: Sequence[_Sentence]) -> dict[int, float]:
 
 
 def _repeats(candidate: _Sentence, chosen: Iterable[_Sentence]) -> bool:
-    mine = set(candidate.stems)
+    mine, folded = term_set(candidate.text), candidate.text.casefold()
     for other in chosen:
-        theirs = set(other.stems)
-        if candidate.text.casefold() == other.text.casefold():
+        theirs = term_set(other.text)
+        if folded == other.text.casefold():
             return True
         if mine and len(mine & theirs) / len(mine | theirs) >= _DUPLICATE_OVERLAP:
             return True
@@ -394,7 +428,7 @@ def _importance(turns: Sequence[Turn], found: Sequence[str]) -> float:
         1
         for turn in turns
         if turn.role == "user"
-        for sentence in sentences(turn.content)
+        for sentence in split_sentences(turn.content)
         if _FIRST_PERSON.intersection(words(sentence))
     )
     density = (len(found) + statements) / max(1, len(turns))

@@ -17,9 +17,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache, partial
+from functools import partial
 
-from service.digest.extractive import sentences
+from service.digest.extractive import split_sentences
 from service.domain.clock import now
 from service.domain.digests import read_digest
 from service.domain.messages import MessageService
@@ -90,19 +90,13 @@ def memory_line(memory: MemoryRecord, content: str | None = None) -> str:
     return f"{memory.speaker}: {text}" if memory.speaker else f"({memory.type}) {text}"
 
 
-@lru_cache(maxsize=16384)
-def _sentences(content: str) -> tuple[str, ...]:
-    """The sentences of a memory (cached: the same memories come back call after call)."""
-    return tuple(sentences(content))
-
-
 def excerpt(content: str, query_stems: frozenset[str], fits: Callable[[str], bool] | None = None) -> str:
     """A long memory's sentences that share the most terms with the query, whole, in their order,
     gaps marked with an ellipsis: at most ``EXCERPT_SENTENCES`` of a memory of more than
     ``EXCERPT_OVER`` sentences, and of one that ``fits`` refuses, the best sentence and the next
     best while the excerpt still fits. The content as it is when it is short, is one sentence,
     or no sentence shares a term."""
-    parts = _sentences(content)
+    parts = split_sentences(content)
     if len(parts) < 2 or not query_stems or (len(parts) <= EXCERPT_OVER and (fits is None or fits(content))):
         return content
     shared = [len(query_stems & term_set(s)) for s in parts]

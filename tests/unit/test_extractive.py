@@ -43,6 +43,12 @@ def summarizer(counter: BpeTokenCounter) -> ExtractiveSummarizer:
 
 
 class TestSentences:
+    def test_each_call_gets_its_own_list(self) -> None:
+        # The split is cached per text: a caller's change to its list must not reach the next caller.
+        first = sentences("One thing. Another thing.")
+        first.append("changed")
+        assert sentences("One thing. Another thing.") == ["One thing.", "Another thing."]
+
     def test_splits_at_end_marks_followed_by_space_or_end(self) -> None:
         assert sentences("I went home. It rained! Did you see it? Yes") == [
             "I went home.",
@@ -110,6 +116,11 @@ class TestKeyphrases:
 
 
 class TestEntities:
+    def test_a_text_finds_what_its_sentences_find_in_order(self) -> None:
+        # Found a sentence at a time (cached), then merged: repeats across sentences kept once.
+        text = "We met Anna in Bern in May 2021. Then we paid ANNA $300.\nShe met Tom Baker."
+        assert entities(text) == ["Anna", "Bern", "May 2021", "$300", "Tom Baker"]
+
     def test_names_amounts_and_dates_in_order(self) -> None:
         text = (
             "We went to New York on October 5th, 2023 and paid $300 for 5 km. "
