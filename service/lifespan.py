@@ -37,7 +37,7 @@ from service.domain.retention import Retention, RetentionPolicy
 from service.domain.summaries import BufferCaps, RollingSummaries
 from service.domain.tools import ToolRunner
 from service.domain.users import UserService
-from service.domain.upkeep import purge_expired, refresh_state_gauges
+from service.domain.upkeep import INDEXING_KINDS, purge_expired, refresh_state_gauges
 from service.embedding.sentence_transformer import SentenceTransformerEmbedder
 from service.embedding.sparse import Bm25Encoder
 from service.embedding.tokens import BpeTokenCounter
@@ -228,7 +228,7 @@ def build_state(settings: Settings, backends: Backends, metrics: Metrics) -> Sta
             poll_seconds=settings.worker_poll_seconds,
             loops=settings.worker_loops,
             priority_loops=settings.worker_index_loops,
-            priority_kinds=(SYNC_MEMORY, SYNC_DOCUMENT),
+            priority_kinds=INDEXING_KINDS,
             max_attempts=settings.job_max_attempts,
             claims_dir=settings.data_dir,
         ),

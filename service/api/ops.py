@@ -55,16 +55,21 @@ async def readyz(state: StateDep) -> JSONResponse:
 
 
 async def _indexing(state: State) -> dict[str, object]:
-    """How far background indexing lags: ``behind`` once the oldest pending job is older than
-    ``MEMORY_INDEXING_LAG_WARN_SECONDS`` (writes outpace the model). It never fails readiness:
-    taking the process out of rotation would not index any faster."""
+    """How far indexing lags: ``behind`` once the oldest pending indexing job is older than
+    ``MEMORY_INDEXING_LAG_WARN_SECONDS`` (writes outpace the model). The other background jobs
+    (digests, profiles) are reported beside it, and do not make it ``behind``. It never fails
+    readiness: taking the process out of rotation would not index any faster."""
     try:
         queue = await asyncio.wait_for(queue_state(state.backends.db), CHECK_TIMEOUT_SECONDS)
     except Exception:  # noqa: BLE001 - a probe reports, it never raises
         return {"state": "unknown"}
-    age = queue.oldest_pending_age_seconds or 0.0
-    lagging = age > state.settings.indexing_lag_warn_seconds
-    return {"state": "behind" if lagging else "ok", "pending": queue.pending, "oldest_pending_age_seconds": round(age, 3)}
+    lag = queue.indexing_lag_seconds or 0.0
+    return {
+        "state": "behind" if lag > state.settings.indexing_lag_warn_seconds else "ok",
+        "pending": queue.indexing_pending,
+        "oldest_pending_age_seconds": round(lag, 3),
+        "background": {"pending": queue.pending, "oldest_pending_age_seconds": round(queue.oldest_pending_age_seconds or 0.0, 3)},
+    }
 
 
 @router.get("/metrics")

@@ -6,7 +6,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from service.domain.clock import now
+from service.domain.document_index import SYNC_DOCUMENT
 from service.domain.errors import NotFound
+from service.domain.indexing import SYNC_MEMORY
 from service.domain.memories import remove
 from service.observability.metrics import Metrics
 from service.storage.ports import Database
@@ -37,6 +39,9 @@ async def refresh_state_gauges(db: Database, metrics: Metrics) -> None:
 #: Parked jobs listed by the queue state (the newest).
 FAILURES_SHOWN = 20
 
+#: The jobs that make writes searchable: their lag is how long a new memory waits to be found.
+INDEXING_KINDS = (SYNC_MEMORY, SYNC_DOCUMENT)
+
 
 @dataclass(frozen=True, slots=True)
 class QueueState:
@@ -45,6 +50,17 @@ class QueueState:
     oldest_pending_age_seconds: float | None
     failures: list[FailedJob]
     pending_by_kind: dict[str, int] = field(default_factory=dict)
+    oldest_age_by_kind: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def indexing_pending(self) -> int:
+        return sum(self.pending_by_kind.get(kind, 0) for kind in INDEXING_KINDS)
+
+    @property
+    def indexing_lag_seconds(self) -> float | None:
+        """The age of the oldest pending indexing job (None: none waits). Digests and profile
+        refreshes may wait longer under load without any write waiting to be searchable."""
+        return max((self.oldest_age_by_kind[k] for k in INDEXING_KINDS if k in self.oldest_age_by_kind), default=None)
 
 
 async def queue_state(db: Database, tenant_id: str | None = None) -> QueueState:
@@ -52,8 +68,10 @@ async def queue_state(db: Database, tenant_id: str | None = None) -> QueueState:
     async with db.transaction() as repos:
         stats = await repos.jobs.stats(tenant_id)
         failures = await repos.jobs.failures(tenant_id, FAILURES_SHOWN) if tenant_id is not None else []
-    age = (now() - stats.oldest_pending).total_seconds() if stats.oldest_pending else None
-    return QueueState(stats.pending, stats.failed, age, failures, stats.pending_by_kind)
+    at = now()
+    age = (at - stats.oldest_pending).total_seconds() if stats.oldest_pending else None
+    ages = {kind: (at - oldest).total_seconds() for kind, oldest in stats.oldest_by_kind.items()}
+    return QueueState(stats.pending, stats.failed, age, failures, stats.pending_by_kind, ages)
 
 
 async def retry_failed(db: Database, tenant_id: str, job_id: int) -> None:

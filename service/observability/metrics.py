@@ -119,7 +119,11 @@ class Metrics:
         # Queue readings describe one global outbox table: the latest reading of a live process wins.
         self.jobs_pending = gauge("memory_jobs_pending", "Jobs waiting in the outbox.")
         self.jobs_oldest_pending_age = gauge(
-            "memory_jobs_oldest_pending_age_seconds", "Age of the oldest pending job (queue lag)."
+            "memory_jobs_oldest_pending_age_seconds", "Age of the oldest pending job of any kind (queue lag)."
+        )
+        self.indexing_lag = gauge(
+            "memory_indexing_lag_seconds",
+            "Age of the oldest pending indexing job: how long a new memory has waited to be searchable.",
         )
         self.jobs_completed = counter(
             "memory_jobs_completed_total", "Jobs finished successfully, by kind.", ("kind",)
@@ -237,10 +241,11 @@ class Metrics:
     def job_retried(self, kind: str) -> None:
         self.job_retries.labels(kind).inc()
 
-    def set_queue(self, pending: int, oldest_age: float | None) -> None:
-        """Record one queue reading; ``oldest_age`` is None (reported as 0) when nothing waits."""
+    def set_queue(self, pending: int, oldest_age: float | None, indexing_lag: float | None = None) -> None:
+        """Record one queue reading; an age is None (reported as 0) when nothing waits."""
         self.jobs_pending.set(pending)
         self.jobs_oldest_pending_age.set(oldest_age or 0.0)
+        self.indexing_lag.set(indexing_lag or 0.0)
 
     def observe_context(self, seconds: float) -> None:
         self.context_seconds.observe(seconds)

@@ -273,3 +273,9 @@ class QueueState(BaseModel):
     pending_by_kind: dict[str, int] = Field(
         default_factory=dict, description="Pending jobs by kind (`sync_memory` and `sync_document`: waiting to be searchable)."
     )
+    oldest_pending_age_seconds_by_kind: dict[str, float] = Field(
+        default_factory=dict, description="Age of the oldest pending job of each kind."
+    )
+    indexing_lag_seconds: float | None = Field(
+        None, description="Age of the oldest pending indexing job: how long a new memory has waited to be searchable."
+    )

@@ -237,6 +237,7 @@ class QueueStats:
     failed: int
     oldest_pending: datetime | None
     pending_by_kind: dict[str, int] = field(default_factory=dict)
+    oldest_by_kind: dict[str, datetime] = field(default_factory=dict)  # of the pending jobs
 
 
 @dataclass(frozen=True, slots=True)

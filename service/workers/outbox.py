@@ -172,7 +172,7 @@ class OutboxWorker:
     async def report(self) -> None:
         self._reported_at = time.monotonic()
         state = await queue_state(self._db)
-        self._metrics.set_queue(state.pending, state.oldest_pending_age_seconds)
+        self._metrics.set_queue(state.pending, state.oldest_pending_age_seconds, state.indexing_lag_seconds)
 
     async def run(self) -> None:
         """Work until cancelled: each loop drains while there are jobs, then sleeps until woken or

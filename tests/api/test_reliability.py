@@ -4,6 +4,7 @@ a poisoned record fails alone, and a near-duplicate that says something new is n
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -110,7 +111,7 @@ class TestNearDuplicateWithNewInformation:
 async def test_readyz_reports_how_far_indexing_lags(
     settings: Settings, embedder: SentenceTransformerEmbedder, backend: str
 ) -> None:
-    """Indexing keeping up reads ``ok``; a job older than the warning age reads ``behind``, and the
+    """Indexing keeping up reads ``ok``; an indexing job older than the warning age reads ``behind``, and the
     process stays ready (200): out of rotation it would not index any faster. (The reading is of
     the whole outbox: on the Postgres that tests share, other tests' jobs may be waiting in their
     backoff, so ``ok`` is only expected of the embedded database, which is this test's alone.)"""
@@ -119,7 +120,10 @@ async def test_readyz_reports_how_far_indexing_lags(
     for run_workers, state in cases:
         lagging = settings.model_copy(update={"run_workers": run_workers, "indexing_lag_warn_seconds": 0.05})
         async with start(app_for(lagging, embedder)) as client:
-            await add_memories(client, {"user_id": "lag", "content": f"A memory while workers run: {run_workers}."})
+            # Imported without a vector: its indexing is queued for the worker (a write indexes inline).
+            line = json.dumps({"user_id": "lag", "content": f"A memory while workers run: {run_workers}."}).encode()
+            imported = await client.post("/v1/memories/import", content=line + b"\n", headers={"content-type": "application/x-ndjson"})
+            assert imported.status_code == 200, imported.text
             if run_workers:
                 await drained(client)
             else:
@@ -129,3 +133,5 @@ async def test_readyz_reports_how_far_indexing_lags(
             indexing = ready.json()["indexing"]
             assert indexing["state"] == state, indexing
             assert (indexing["pending"] > 0) == (not run_workers)
+            assert indexing["background"]["pending"] >= indexing["pending"]  # digests and profiles beside
+            assert indexing["background"]["oldest_pending_age_seconds"] >= indexing["oldest_pending_age_seconds"]

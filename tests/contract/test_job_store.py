@@ -167,7 +167,9 @@ class TestOutcomes:
         assert failures[0].attempts == 2 and failures[0].error is not None and failures[0].error.startswith("xxx")
         assert newest == failures[:1]
         assert foreign == []
-        assert await stats(db, tenant) == QueueStats(pending=1, failed=2, oldest_pending=created[b], pending_by_kind={KIND: 1})
+        assert await stats(db, tenant) == QueueStats(
+            pending=1, failed=2, oldest_pending=created[b], pending_by_kind={KIND: 1}, oldest_by_kind={KIND: created[b]}
+        )
         everyone = await stats(db, None)
         assert everyone.pending >= 1 and everyone.failed >= 2
 
@@ -182,7 +184,13 @@ class TestOutcomes:
         assert oldest.oldest_pending is not None and oldest.oldest_pending.tzinfo is not None
         async with db.transaction() as r:
             await r.jobs.complete([first])
-        assert await stats(db, tenant) == QueueStats(pending=1, failed=0, oldest_pending=jobs[second].created_at, pending_by_kind={KIND: 1})
+        assert await stats(db, tenant) == QueueStats(
+            pending=1,
+            failed=0,
+            oldest_pending=jobs[second].created_at,
+            pending_by_kind={KIND: 1},
+            oldest_by_kind={KIND: jobs[second].created_at},
+        )
         assert (await stats(db, tenant + "x")).pending == 1
 
     async def test_stats_count_pending_jobs_by_kind(self, db: SqlDatabase, tenant: str) -> None:
@@ -196,6 +204,9 @@ class TestOutcomes:
         counted = await stats(db, tenant)
         assert counted.pending_by_kind == {KIND: 2, "refresh_profile": 1}
         assert (counted.pending, counted.failed) == (3, 1)
+        assert set(counted.oldest_by_kind) == {KIND, "refresh_profile"}  # the parked digest is not pending
+        assert all(at.tzinfo is not None for at in counted.oldest_by_kind.values())
+        assert counted.oldest_pending == min(counted.oldest_by_kind.values())
 
 
 class TestRequeue:

@@ -43,6 +43,7 @@ EXPECTED: dict[str, tuple[str, tuple[str, ...]]] = {
     "memory_context_seconds": ("histogram", ()),
     "memory_jobs_pending": ("gauge", ()),
     "memory_jobs_oldest_pending_age_seconds": ("gauge", ()),
+    "memory_indexing_lag_seconds": ("gauge", ()),
     "memory_jobs_completed_total": ("counter", ("kind",)),
     "memory_job_failures_total": ("counter", ("kind",)),
     "memory_job_retries_total": ("counter", ("kind",)),
@@ -115,14 +116,16 @@ class TestMetrics:
         metrics.job_completed("embed")
         metrics.job_failed("summarize")
         metrics.job_retried("summarize")
-        metrics.set_queue(7, 42.5)
+        metrics.set_queue(7, 42.5, 3.25)
         assert value(metrics, "memory_jobs_completed_total", kind="embed") == 1
         assert value(metrics, "memory_job_failures_total", kind="summarize") == 1
         assert value(metrics, "memory_job_retries_total", kind="summarize") == 1
         assert value(metrics, "memory_jobs_pending") == 7
         assert value(metrics, "memory_jobs_oldest_pending_age_seconds") == 42.5
+        assert value(metrics, "memory_indexing_lag_seconds") == 3.25
         metrics.set_queue(0, None)
         assert value(metrics, "memory_jobs_oldest_pending_age_seconds") == 0
+        assert value(metrics, "memory_indexing_lag_seconds") == 0
 
     def test_llm(self, metrics: Metrics) -> None:
         metrics.observe_llm_call("ok", input_tokens=100, output_tokens=20)

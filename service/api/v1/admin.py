@@ -33,6 +33,8 @@ async def _queue(state: State, tenant_id: str) -> QueueState:
         oldest_pending_age_seconds=q.oldest_pending_age_seconds,
         failures=[FailedJob.model_validate(f, from_attributes=True) for f in q.failures],
         pending_by_kind=q.pending_by_kind,
+        oldest_pending_age_seconds_by_kind={kind: round(age, 3) for kind, age in q.oldest_age_by_kind.items()},
+        indexing_lag_seconds=q.indexing_lag_seconds,
     )
 
 

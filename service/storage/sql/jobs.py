@@ -134,7 +134,16 @@ class SqlJobs:
         rows = (await self.db.execute(stmt)).all()
         by_kind = {kind: count for status, kind, count, _ in rows if status == PENDING}
         failed = sum(count for status, _, count, _ in rows if status == FAILED)
-        oldest = min((at for status, _, _, at in rows if status == PENDING and at is not None), default=None)
-        if oldest is not None and oldest.tzinfo is None:
-            oldest = oldest.replace(tzinfo=UTC)
-        return QueueStats(pending=sum(by_kind.values()), failed=failed, oldest_pending=oldest, pending_by_kind=by_kind)
+        oldest_by_kind = {kind: _aware(at) for status, kind, _, at in rows if status == PENDING and at is not None}
+        return QueueStats(
+            pending=sum(by_kind.values()),
+            failed=failed,
+            oldest_pending=min(oldest_by_kind.values(), default=None),
+            pending_by_kind=by_kind,
+            oldest_by_kind=oldest_by_kind,
+        )
+
+
+def _aware(at: datetime) -> datetime:
+    """A time read back from SQLite (naive, UTC) with its zone."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
