@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 
 from fastapi import FastAPI
@@ -312,6 +312,27 @@ async def secure(state: State) -> None:
         await state.keys.bootstrap(settings.admin_key.get_secret_value(), settings.default_tenant)
 
 
+@contextmanager
+def _collector_tuned(gen0_threshold: int) -> Iterator[None]:
+    """While the app runs: the startup heap frozen, and the cycle collector's first generation
+    collected every ``gen0_threshold`` allocations instead of Python's 700 (0: left as it is).
+    At 700 a bulk import spent 35 us a line (a tenth of its CPU) in collections that found
+    almost nothing: a batch's records live until the batch is written. Both are set back when
+    the app stops; another app of this process that tuned them first keeps its settings."""
+    frozen = _freeze_startup_heap()
+    before = gc.get_threshold()
+    tuned = frozen and gen0_threshold > 0
+    if tuned:
+        gc.set_threshold(gen0_threshold, *before[1:])
+    try:
+        yield
+    finally:
+        if tuned:
+            gc.set_threshold(*before)
+        if frozen:
+            gc.unfreeze()
+
+
 def _freeze_startup_heap() -> bool:
     """Move what startup built (modules, the model, the backends: about 570,000 objects) out of
     the cycle collector's view; whether it did. Every full collection walked them all, 0.25 s
@@ -336,12 +357,10 @@ def make_lifespan(
             supervisor = background(state)
             if settings.run_workers:
                 supervisor.start()
-            frozen = _freeze_startup_heap()
             try:
-                yield
+                with _collector_tuned(settings.gc_gen0_threshold):
+                    yield
             finally:
-                if frozen:
-                    gc.unfreeze()
                 await supervisor.stop()
 
     return lifespan

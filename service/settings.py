@@ -128,6 +128,12 @@ class Settings(BaseSettings):
     )
 
     # --- observability -----------------------------------------------------------------------
+    gc_gen0_threshold: int = Field(
+        50_000,
+        ge=0,
+        le=10_000_000,
+        description="Allocations between collections of Python's youngest GC generation (Python's default: 700; 0 leaves it).",
+    )
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
     log_format: LogFormat = LogFormat.json
     default_tenant: str = Field("default", pattern=r"^[A-Za-z0-9_.-]{1,64}$")

@@ -14,8 +14,11 @@ SYNC_MEMORY = "sync_memory"
 
 
 def payload(memory: MemoryRecord) -> dict[str, object]:
-    """The fields searches filter and rank on, as the vector engine stores them."""
-    return {
+    """The fields searches filter and rank on, as the vector engine stores them. A field without a
+    value is left out rather than stored as null (the engines' ``is_empty`` condition, which the
+    expiry filter uses, matches both, and readers ``get`` every field): each stored field costs
+    the Edge binding about 5 us a point to convert, a fifth of a bulk import's vector write."""
+    fields = {
         "tenant_id": memory.tenant_id,
         "user_id": memory.user_id,
         "session_id": memory.session_id,
@@ -29,6 +32,7 @@ def payload(memory: MemoryRecord) -> dict[str, object]:
         "seq": memory.position,
         "metadata": {k: v for k, v in memory.metadata.items() if filterable(v)},
     }
+    return {k: v for k, v in fields.items() if v is not None and v != {}}
 
 
 def filterable(value: object) -> bool:

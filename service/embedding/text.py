@@ -22,6 +22,8 @@ __all__ = ["STOPWORDS", "PorterStemmer", "keywords", "stem", "term_id", "term_se
 
 # Words: runs of unicode letters/digits, optionally joined by inner apostrophes (don't, Mel's).
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+# A word and, when one follows it (after at most one space), the mark that ends its sentence.
+_WORD_AND_END = re.compile(r"([^\W_]+(?:'[^\W_]+)*)(\s?[.!?])?")
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
 
 # English stopwords: the NLTK list (which already holds the question words what, when, who,
@@ -232,6 +234,7 @@ def term_set(text: str) -> frozenset[str]:
     return frozenset(tokenize(text))
 
 
+@lru_cache(maxsize=65536)
 def term_id(token: str) -> int:
     """A stable 31-bit id for a token (blake2b, unlike Python's per-process ``hash``)."""
     digest = hashlib.blake2b(token.encode("utf-8"), digest_size=4).digest()
@@ -257,13 +260,12 @@ def keywords(text: str, limit: int = 8) -> list[str]:
     normalized = unicodedata.normalize("NFKC", text).translate(_APOSTROPHES)
     found: dict[str, _Candidate] = {}
     sentence_start = True
-    for position, match in enumerate(_WORD.finditer(normalized)):
-        surface = match.group()
+    for position, match in enumerate(_WORD_AND_END.finditer(normalized)):
+        surface, end = match.groups()
         if surface.endswith("'s"):
             surface = surface[:-2]
         starts_sentence = sentence_start
-        after = normalized[match.end() : match.end() + 2].lstrip()
-        sentence_start = after[:1] in {".", "!", "?"}
+        sentence_start = end is not None
         lower = surface.lower().replace("'", "")
         if lower in STOPWORDS or len(lower) < 2:
             continue
