@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import ipaddress
 import json
 import logging
@@ -142,6 +143,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # A native crash (the model's runtime, the vector engine) prints every thread's Python stack.
+    faulthandler.enable()
     # OpenMP threads that spin while idle starve the event loop on small machines; set before torch loads.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -69,6 +69,9 @@ class Child:
         self.proc.wait(timeout=30)
 
     def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None and self.proc.returncode != -signal.SIGKILL:
+            with self.log.open("a") as out:  # it ended by itself: say how, for the failure's reader
+                out.write(f"[harness] the process had already exited with {self.proc.returncode}\n")
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
