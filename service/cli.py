@@ -142,9 +142,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _report_native_crashes() -> None:
+    """A native crash (the model's runtime, the vector engine) prints every thread's Python stack."""
+    try:
+        faulthandler.enable()
+    except (AttributeError, ValueError):  # stderr is no file (called in process, its output captured)
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    # A native crash (the model's runtime, the vector engine) prints every thread's Python stack.
-    faulthandler.enable()
+    _report_native_crashes()
     # OpenMP threads that spin while idle starve the event loop on small machines; set before torch loads.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -129,10 +129,10 @@ class Settings(BaseSettings):
 
     # --- observability -----------------------------------------------------------------------
     gc_gen0_threshold: int = Field(
-        50_000,
+        0,
         ge=0,
         le=10_000_000,
-        description="Allocations between collections of Python's youngest GC generation (Python's default: 700; 0 leaves it).",
+        description="Allocations between collections of Python's youngest GC generation while serving (0: Python's own, 700).",
     )
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
     log_format: LogFormat = LogFormat.json
