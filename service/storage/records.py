@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from collections.abc import Callable
 from functools import cache
 from operator import attrgetter
 from typing import Any, Generic, Literal, TypeVar

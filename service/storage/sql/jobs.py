@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.storage.records import FailedJob, Job, QueueStats
 from service.storage.sql.models import JobRow
+from service.storage.sql.types import in_utc
 
 PENDING, FAILED = "pending", "failed"
 
@@ -134,7 +135,7 @@ class SqlJobs:
         rows = (await self.db.execute(stmt)).all()
         by_kind = {kind: count for status, kind, count, _ in rows if status == PENDING}
         failed = sum(count for status, _, count, _ in rows if status == FAILED)
-        oldest_by_kind = {kind: _aware(at) for status, kind, _, at in rows if status == PENDING and at is not None}
+        oldest_by_kind = {kind: in_utc(at) for status, kind, _, at in rows if status == PENDING and at is not None}
         return QueueStats(
             pending=sum(by_kind.values()),
             failed=failed,
@@ -142,8 +143,3 @@ class SqlJobs:
             pending_by_kind=by_kind,
             oldest_by_kind=oldest_by_kind,
         )
-
-
-def _aware(at: datetime) -> datetime:
-    """A time read back from SQLite (naive, UTC) with its zone."""
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)

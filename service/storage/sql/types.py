@@ -32,7 +32,7 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        return None if value is None else _in_utc(value)
+        return None if value is None else in_utc(value)
 
     def bind_processor(self, dialect: Dialect) -> Any:
         """On SQLite, an aware datetime straight to the stored text in one call (the conversion
@@ -66,9 +66,9 @@ def _sqlite_utc(value: str | None) -> datetime | None:
     try:
         return datetime.fromisoformat(value + "+00:00")
     except ValueError:  # text that names its own offset
-        return _in_utc(datetime.fromisoformat(value))
+        return in_utc(datetime.fromisoformat(value))
 
 
-def _in_utc(value: datetime) -> datetime:
+def in_utc(value: datetime) -> datetime:
     """A stored datetime as aware UTC: a naive one is UTC already (SQLite keeps no zone)."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
