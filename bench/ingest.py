@@ -2,7 +2,9 @@
 
 It first measures the embedding model alone in this process, on the runtime the service will run
 (``MEMORY_EMBEDDING_BACKEND``, default ``auto``, resolved here the way the service resolves it),
-with ``--threads`` threads, batches of 64 (the indexing lane's), on the texts it is about to post.
+in batches of 64 (the indexing lane's), on the texts it is about to post: as one instance of
+``--threads`` threads, and as that many one-thread instances side by side (the service's indexing
+lane on ONNX Runtime and OpenVINO); the faster is the raw rate.
 It then frees the model, starts a throw-away embedded service (SQLite, in-process buffer, Qdrant
 Edge in a temporary folder; keys on; ``bench/load.py`` starts it) and posts ``--messages``
 messages: the LoCoMo development split's turns, copied for as many users as it takes (each copy
@@ -42,7 +44,17 @@ from typing import Any
 
 import httpx
 
-from bench.load import cpu_shares, free_port, process_cpu_seconds, read_cpu_times, server_env, start_server, stop_server, wait_ready
+from bench.load import (
+    cpu_shares,
+    free_port,
+    parse_setting,
+    process_cpu_seconds,
+    read_cpu_times,
+    server_env,
+    start_server,
+    stop_server,
+    wait_ready,
+)
 from bench.locomo import DEFAULT_DATA, Conversation, Turn, batched, load_locomo, message_payload
 from bench.report import emit
 
@@ -85,22 +97,46 @@ def plan_texts(plans: Sequence[SessionPlan], count: int) -> list[str]:
 
 
 def raw_rate(texts: list[str], backend: str, threads: int, cache_dir: Path) -> dict[str, Any]:
-    """The model alone on ``texts`` in batches of 64, as the indexing lane calls it."""
+    """The model alone on ``texts`` in batches of 64, as the indexing lane calls it, in two shapes:
+    one instance of ``threads`` threads, and ``threads`` instances of one thread side by side (each
+    on half of the batches when there are two; the service's indexing lane on an exported runtime).
+    ``texts_per_s`` is the faster of the two: the rate the service is held to."""
     from service.embedding.model_path import resolve_model
     from service.embedding.sentence_transformer import load_model, runtime_of
 
-    model = load_model(resolve_model(None), threads=threads, backend=backend, cache_dir=cache_dir)  # type: ignore[arg-type]
-
-    batches = [texts[:RAW_BATCH]] + [texts[start : start + RAW_BATCH] for start in range(0, len(texts), RAW_BATCH)]
-    for number, batch in enumerate(batches):  # the first is the warm-up
-        if number == 1:
-            started = time.perf_counter()
-        model.encode(batch, batch_size=len(batch), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
-    seconds = time.perf_counter() - started
-    runtime = runtime_of(model)
-    del model
+    path = resolve_model(None)
+    batches = [texts[start : start + RAW_BATCH] for start in range(0, len(texts), RAW_BATCH)]
+    one = load_model(path, threads=threads, backend=backend, cache_dir=cache_dir)  # type: ignore[arg-type]
+    runtime = runtime_of(one)
+    shapes = {f"1x{threads}": _timed_rate([one], batches)}
+    del one
+    if runtime != "torch" and threads > 1:  # torch's threads are the process's: no side-by-side shape
+        instances = [load_model(path, threads=1, backend=runtime, cache_dir=cache_dir) for _ in range(threads)]
+        shapes[f"{threads}x1"] = _timed_rate(instances, batches)
+        del instances
     gc.collect()  # the service about to start gets the memory and threads
-    return {"runtime": runtime, "texts": len(texts), "texts_per_s": round(len(texts) / seconds, 1)}
+    return {"runtime": runtime, "texts": len(texts), "shapes": shapes, "texts_per_s": max(shapes.values())}
+
+
+def _timed_rate(models: Sequence[Any], batches: list[list[str]]) -> float:
+    """Texts a second of ``models`` encoding ``batches`` side by side, one thread each (after one
+    warm-up batch each)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def encode(model: Any, batch: list[str]) -> None:
+        model.encode(batch, batch_size=len(batch), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+
+    def run(index: int) -> None:
+        for batch in batches[index :: len(models)]:
+            encode(models[index], batch)
+
+    for model in models:
+        encode(model, batches[0])
+    with ThreadPoolExecutor(len(models)) as pool:
+        started = time.perf_counter()
+        list(pool.map(run, range(len(models))))
+        seconds = time.perf_counter() - started
+    return round(sum(map(len, batches)) / seconds, 1)
 
 
 def indexing_pending(queue: dict[str, Any]) -> int:
@@ -191,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the result JSON here too")
     parser.add_argument("--server-log", type=Path, help="keep the service's log here (default: dropped with its folder)")
     parser.add_argument("--log-level", default="WARNING", help="the service's MEMORY_LOG_LEVEL")
+    parser.add_argument("--set", type=parse_setting, action="append", default=[], metavar="MEMORY_NAME=VALUE",
+                        help="a setting for the service (repeatable)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -204,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("raw model: %s texts/s on %s", raw["texts_per_s"], raw["runtime"])
         key = "adm_" + secrets.token_urlsafe(24)
         extra = {"MEMORY_EMBEDDING_BACKEND": backend, "MEMORY_EMBEDDING_CACHE_DIR": str(models), "MEMORY_LOG_LEVEL": args.log_level}
+        extra.update(args.set)
         server = start_server(server_env(Path(folder), key, extra), args.server_log or Path(folder) / "service.log", free_port())
         try:
             wait_ready(server)

@@ -117,6 +117,9 @@ async def open_embedder(settings: Settings, metrics: Metrics) -> SentenceTransfo
         query_lane=settings.embedding_query_lane,
         backend=settings.embedding_backend,
         cache_dir=settings.embedding_cache_dir or settings.data_dir / "models",
+        index_streams=settings.embedding_index_streams,
+        query_threads=settings.embedding_query_threads,
+        background_nice=settings.background_nice,
     )
     await embedder.start()
     return embedder

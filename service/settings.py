@@ -78,8 +78,24 @@ class Settings(BaseSettings):
         None, description="Folder for the ONNX exports of the embedding model; unset means <data_dir>/models."
     )
     embedding_batch_size: int = Field(64, ge=1, le=1024)
-    embedding_threads: int | None = Field(None, ge=1, le=256, description="Threads of the embedding model (torch or ONNX Runtime); unset uses every CPU.")
+    embedding_threads: int | None = Field(None, ge=1, le=256, description="Threads of the embedding model (torch, ONNX Runtime or OpenVINO): the query lane's, and the indexing lane's in all; unset uses every CPU.")
     embedding_queue_size: int = Field(1024, ge=1)
+    embedding_index_streams: int | None = Field(
+        None, ge=1, le=64,
+        description="Model instances of the indexing lane, each on its own thread with an equal share of "
+        "MEMORY_EMBEDDING_THREADS (at least one), on ONNX Runtime and OpenVINO; unset: one a CPU. On torch it is one.",
+    )
+    embedding_query_threads: int = Field(
+        1, ge=1, le=256,
+        description="Threads of the query lane's model on ONNX Runtime and OpenVINO: a query is encoded as fast on "
+        "one as on two, for half the CPU. On torch the lanes share MEMORY_EMBEDDING_THREADS.",
+    )
+    background_nice: int = Field(
+        10, ge=0, le=19,
+        description="How many steps (Linux nice) below the rest of the process the CPU priority of the threads that "
+        "embed for indexing is, so that searches and other requests go first when they compete for the CPUs; 0 keeps "
+        "it equal. Alone, background work runs at full speed.",
+    )
     indexing_lag_warn_seconds: float = Field(
         60.0, gt=0, description="Oldest pending job age beyond which /readyz reports indexing as behind."
     )

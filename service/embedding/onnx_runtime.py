@@ -322,6 +322,7 @@ class OnnxEncoder:
         except ImportError as exc:
             raise _fail(backend, "tokenizers is not installed", exc) from exc
         self.backend = backend
+        self.threads = threads
         self._layout = _layout(folder, backend)
         tokenizer_file = folder / "tokenizer.json"
         if not tokenizer_file.is_file():

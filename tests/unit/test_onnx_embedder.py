@@ -227,6 +227,20 @@ async def test_the_embedder_runs_on_onnx_end_to_end(cache: Path, onnx_model: Sen
     assert float(np.asarray(query) @ reference[SENTENCES.index("What's the capital of Australia?")]) >= 0.999
 
 
+async def test_the_indexing_lane_runs_one_instance_a_stream_sharing_the_threads(cache: Path, onnx_model: SentenceEncoder) -> None:
+    """On an exported runtime the indexing lane's instances split MEMORY_EMBEDDING_THREADS; the
+    query lane's one has its own count (one unless told)."""
+    embedder = await SentenceTransformerEmbedder.load(None, threads=2, backend="onnx", cache_dir=cache, index_streams=2)
+    indexing, query = embedder.models
+    assert [model.threads for model in indexing] == [1, 1]  # type: ignore[attr-defined]
+    assert [model.threads for model in query] == [1]  # type: ignore[attr-defined]
+    single = await SentenceTransformerEmbedder.load(
+        None, threads=2, backend="onnx", cache_dir=cache, index_streams=1, query_threads=2
+    )
+    indexing, query = single.models
+    assert [model.threads for model in indexing] == [2] and [model.threads for model in query] == [2]  # type: ignore[attr-defined]
+
+
 async def test_the_lifespan_follows_the_settings(
     tmp_path: Path, cache: Path, onnx_model: SentenceEncoder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -250,7 +264,8 @@ async def test_the_lifespan_follows_the_settings(
     finally:
         await embedder.close()
     assert len(vector) == 384
-    assert isinstance(embedder._bulk._model, OnnxEncoder)
+    indexing, query = embedder.models
+    assert indexing == query and all(isinstance(model, OnnxEncoder) for model in indexing)
 
 
 class TestAuto:
@@ -262,8 +277,9 @@ class TestAuto:
 
     async def test_auto_runs_openvino_from_the_cache_on_both_lanes(self, cache: Path, onnx_model: SentenceEncoder) -> None:
         embedder = await SentenceTransformerEmbedder.load(None, threads=THREADS, backend="auto", cache_dir=cache)
-        assert isinstance(embedder._bulk._model, OnnxEncoder) and isinstance(embedder._query._model, OnnxEncoder)
-        assert embedder._bulk._model.backend == embedder._query._model.backend == "openvino"
+        indexing, query = embedder.models
+        assert all(isinstance(model, OnnxEncoder) for model in indexing + query)
+        assert {runtime_of(model) for model in indexing + query} == {"openvino"}
 
     async def test_auto_runs_onnx_when_openvino_cannot_run(
         self, cache: Path, onnx_model: SentenceEncoder, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
@@ -274,7 +290,8 @@ class TestAuto:
         monkeypatch.setattr(onnx_runtime, "_openvino_graph", unavailable)
         with caplog.at_level("WARNING", logger="service.embedding.sentence_transformer"):
             embedder = await SentenceTransformerEmbedder.load(None, threads=THREADS, backend="auto", cache_dir=cache)
-        assert runtime_of(embedder._bulk._model) == runtime_of(embedder._query._model) == "onnx"
+        indexing, query = embedder.models
+        assert {runtime_of(model) for model in indexing + query} == {"onnx"}
         warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
         assert len(warnings) == 1 and "openvino is not installed" in warnings[0] and "running the model on onnx" in warnings[0]
 
@@ -285,7 +302,8 @@ class TestAuto:
         blocked.write_text("the cache folder cannot be made under a file")
         with caplog.at_level("WARNING", logger="service.embedding.sentence_transformer"):
             embedder = await SentenceTransformerEmbedder.load(None, threads=THREADS, backend="auto", cache_dir=blocked / "models")
-        assert runtime_of(embedder._bulk._model) == "torch" and runtime_of(embedder._query._model) == "torch"
+        indexing, query = embedder.models
+        assert [runtime_of(model) for model in indexing + query] == ["torch", "torch"]
         warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
         assert len(warnings) == 1 and "running the model on torch" in warnings[0] and "MEMORY_EMBEDDING_CACHE_DIR" in warnings[0]
         await embedder.start()

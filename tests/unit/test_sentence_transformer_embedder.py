@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import sys
 import threading
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -77,6 +79,60 @@ async def _wait_for(condition: Any, timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
         while not condition():
             await asyncio.sleep(0.005)
+
+
+class TestIndexingInstances:
+    async def test_a_second_instance_takes_the_next_batch_while_the_first_runs(self) -> None:
+        gate = threading.Event()
+        first, second = FakeModel(gate=gate), FakeModel()
+        embedder = await _started(first, more_models=[second])
+        assert embedder.models[0] == (first, second)
+        held = asyncio.create_task(embedder.embed(["held by the first"]))
+        await _wait_for(first.entered.is_set)
+        async with asyncio.timeout(10):
+            assert await embedder.embed(["next"]) == [second.vector("next").tolist()]
+        assert not held.done()
+        gate.set()
+        assert await held == [first.vector("held by the first").tolist()]
+        await embedder.close()
+
+    def test_instances_of_another_dimension_are_refused(self) -> None:
+        with pytest.raises(ValueError, match="dimension"):
+            SentenceTransformerEmbedder(FakeModel(dimension=8), more_models=[FakeModel(dimension=4)])
+
+
+class PriorityModel(FakeModel):
+    """Records the nice value of the thread each batch runs on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.priorities: list[int] = []
+
+    def encode(self, inputs: list[str], /, **kwargs: Any) -> np.ndarray:
+        self.priorities.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return super().encode(inputs, **kwargs)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="thread priorities are per thread on Linux only")
+class TestBackgroundPriority:
+    async def test_the_indexing_lane_runs_below_the_query_lane(self) -> None:
+        normal = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        indexing, another, queries = PriorityModel(), PriorityModel(), PriorityModel()
+        embedder = await _started(indexing, more_models=[another], query_model=queries, background_nice=3)
+        await asyncio.gather(embedder.embed(["a"]), embedder.embed_query(["b"]))
+        await asyncio.gather(*(embedder.embed([f"text {i}"]) for i in range(8)))
+        await embedder.close()
+        assert set(indexing.priorities + another.priorities) == {min(19, normal + 3)}
+        assert queries.priorities == [normal]
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == normal  # the loop's thread keeps its own
+
+    async def test_zero_keeps_the_normal_priority(self) -> None:
+        normal = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        model = PriorityModel()
+        embedder = await _started(model, background_nice=0)
+        await embedder.embed(["a"])
+        await embedder.close()
+        assert model.priorities == [normal]
 
 
 class TestQueryLane:
