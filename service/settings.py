@@ -83,7 +83,8 @@ class Settings(BaseSettings):
     embedding_index_streams: int | None = Field(
         None, ge=1, le=64,
         description="Model instances of the indexing lane, each on its own thread with an equal share of "
-        "MEMORY_EMBEDDING_THREADS (at least one), on ONNX Runtime and OpenVINO; unset: one a CPU. On torch it is one.",
+        "MEMORY_EMBEDDING_THREADS (at least one), on ONNX Runtime and OpenVINO; unset: one a CPU, at most 4 (each "
+        "holds a copy of the model, about 140 MB). On torch it is one.",
     )
     embedding_query_threads: int = Field(
         1, ge=1, le=256,

@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 
 BatchHook = Callable[[int, float], None]
 
+#: Indexing instances when the setting is unset and the machine has more CPUs (about 140 MB each).
+DEFAULT_MAX_STREAMS = 4
+
 
 class EmbedderClosedError(RuntimeError):
     """The embedder is not running (never started, or closed) so the request was not served."""
@@ -201,8 +204,8 @@ class SentenceTransformerEmbedder:
         """Resolve and load the model in a thread, as many times as the lanes need; still to be started.
 
         On an exported runtime (ONNX Runtime, OpenVINO: threads are a session's) the indexing lane
-        runs ``index_streams`` instances (unset: one a CPU) that share the ``threads`` (each at
-        least one), and the query lane one of ``query_threads``. Two single-thread instances side
+        runs ``index_streams`` instances (unset: one a CPU, at most ``DEFAULT_MAX_STREAMS``: each
+        holds its own copy of the model) that share the ``threads`` (each at least one), and the query lane one of ``query_threads``. Two single-thread instances side
         by side encode more than one of two threads (290 against 231-273 texts/s on 2 cores), and
         each runs wholly on its lane's own thread, whose priority ``background_nice`` lowers. A
         query (a sentence) is encoded as fast on one thread as on two, for half the CPU (search
@@ -210,7 +213,7 @@ class SentenceTransformerEmbedder:
         whose thread count is the process's, each lane runs one instance, on ``threads``."""
         path = resolve_model(name)
         total = threads or usable_cpus()
-        streams = index_streams or usable_cpus()
+        streams = index_streams or min(usable_cpus(), DEFAULT_MAX_STREAMS)
         shared = max(1, total // streams)
         first = await asyncio.to_thread(partial(load_model, path, threads=shared, backend=backend, cache_dir=cache_dir))
         runtime = runtime_of(first)  # ``auto`` is decided once, by the first load

@@ -241,6 +241,18 @@ async def test_the_indexing_lane_runs_one_instance_a_stream_sharing_the_threads(
     assert [model.threads for model in indexing] == [2] and [model.threads for model in query] == [2]  # type: ignore[attr-defined]
 
 
+async def test_unset_streams_are_one_a_cpu_up_to_the_cap(
+    cache: Path, onnx_model: SentenceEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each instance holds a copy of the model: a machine of many CPUs gets DEFAULT_MAX_STREAMS."""
+    from service.embedding import sentence_transformer
+
+    monkeypatch.setattr(sentence_transformer, "usable_cpus", lambda: 16)
+    embedder = await SentenceTransformerEmbedder.load(None, threads=4, backend="onnx", cache_dir=cache)
+    assert len(embedder.models[0]) == sentence_transformer.DEFAULT_MAX_STREAMS == 4
+    assert {model.threads for model in embedder.models[0]} == {1}  # type: ignore[attr-defined]
+
+
 async def test_the_lifespan_follows_the_settings(
     tmp_path: Path, cache: Path, onnx_model: SentenceEncoder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
