@@ -205,8 +205,9 @@ class SentenceTransformerEmbedder:
 
         On an exported runtime (ONNX Runtime, OpenVINO: threads are a session's) the indexing lane
         runs ``index_streams`` instances (unset: one a CPU, at most ``DEFAULT_MAX_STREAMS``: each
-        holds its own copy of the model) that share the ``threads`` (each at least one), and the query lane one of ``query_threads``. Two single-thread instances side
-        by side encode more than one of two threads (290 against 231-273 texts/s on 2 cores), and
+        holds its own copy of the model) that share the ``threads`` (each at least one), and the
+        query lane one of ``query_threads``. Two single-thread instances side by side encode more
+        than one of two threads (290 against 231-273 texts/s on 2 cores), and
         each runs wholly on its lane's own thread, whose priority ``background_nice`` lowers. A
         query (a sentence) is encoded as fast on one thread as on two, for half the CPU (search
         p95 22.6 against 22.3 ms quiet; 47.9 against 56.8 ms beside two writers). On torch,
@@ -282,10 +283,10 @@ class _Lane:
             raise ValueError("batch_size and queue_size must be at least 1")
         if not models:
             raise ValueError("a lane needs a model")
-        self._models = list(models)
+        self.models = tuple(models)
         self._name = name
-        self.dimension = _dimension_of(self._models[0])
-        if any(_dimension_of(m) != self.dimension for m in self._models[1:]):
+        self.dimension = _dimension_of(self.models[0])
+        if any(_dimension_of(m) != self.dimension for m in self.models[1:]):
             raise ValueError("the lane's models differ in dimension")
         self._batch_size = batch_size
         self._on_batch = on_batch
@@ -295,17 +296,13 @@ class _Lane:
         self._consumers: list[asyncio.Task[None]] = []
         self._closed = False
 
-    @property
-    def models(self) -> tuple[SentenceEncoder, ...]:
-        return tuple(self._models)
-
     async def start(self) -> None:
         """Start the worker threads and their batching consumer tasks."""
         if self._closed:
             raise EmbedderClosedError("embedder was closed; create a new one")
         if self._consumers:
             return
-        for index, model in enumerate(self._models):
+        for index, model in enumerate(self.models):
             executor = ThreadPoolExecutor(
                 max_workers=1, thread_name_prefix=f"{self._name}-{index}", initializer=lower_this_thread, initargs=(self._nice,)
             )
